@@ -1,0 +1,27 @@
+"""skssl: self-supervised image features as scikit-learn transformers.
+
+Examples
+--------
+>>> from sklearn.datasets import load_digits
+>>> from sklearn.linear_model import LogisticRegression
+>>> from sklearn.pipeline import make_pipeline
+>>> from skssl import RotNetFeaturizer
+>>> X, y = load_digits(return_X_y=True)
+>>> pipe = make_pipeline(RotNetFeaturizer(max_epochs=1, random_state=0),
+...                      LogisticRegression(max_iter=200))
+>>> pipe.fit(X[:200], y[:200]).predict(X[200:203]).shape
+(3,)
+"""
+
+from .base import BaseFeaturizer
+from .methods import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseFeaturizer",
+    "DenoisingAEFeaturizer",
+    "RotNetFeaturizer",
+    "SimCLRFeaturizer",
+    "__version__",
+]

@@ -1,0 +1,139 @@
+"""Batched image augmentations with per-sample random parameters.
+
+Every function takes a batch ``x`` of shape ``(B, C, H, W)`` with values in [0, 1]
+and a :class:`torch.Generator` on the batch's device, and returns a new batch: the
+random draws are one tensor per batch, never a Python loop over images, so the
+augmentations run wherever the model runs and are reproducible from the generator's
+seed.
+
+Examples
+--------
+>>> import torch
+>>> from skssl import augment
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.rand(4, 3, 16, 16)
+>>> augment.random_resized_crop(x, g, scale=(0.5, 1.0)).shape
+torch.Size([4, 3, 16, 16])
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(generator, n, low, high):
+    """(n,) uniform draws in [low, high) on the generator's device."""
+    return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
+
+
+def _bernoulli(generator, n, p):
+    return torch.rand(n, generator=generator, device=generator.device) < p
+
+
+def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=0.0):
+    """Crop a random area fraction ``scale`` with aspect ``ratio``, resize back, maybe flip.
+
+    The crop and the horizontal flip (probability ``flip``) are one affine sampling
+    grid per image, applied to the whole batch by ``grid_sample``.
+    """
+    n = x.shape[0]
+    area = _uniform(generator, n, *scale)
+    log_ratio = _uniform(generator, n, math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(log_ratio)
+    width = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the image side
+    height = torch.sqrt(area / aspect).clamp(max=1.0)
+    centre_x = (1 - width) * _uniform(generator, n, -1.0, 1.0)  # normalised coords
+    centre_y = (1 - height) * _uniform(generator, n, -1.0, 1.0)
+    mirror = 1.0 - 2.0 * _bernoulli(generator, n, flip).to(x.dtype)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = width * mirror
+    theta[:, 0, 2] = centre_x
+    theta[:, 1, 1] = height
+    theta[:, 1, 2] = centre_y
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _luminance(x):
+    if x.shape[1] != 3:
+        return x.mean(dim=1, keepdim=True)
+    weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
+def color_jitter(x, generator, *, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8):
+    """Per-image random brightness, contrast, saturation and hue, with probability ``p``.
+
+    Factors are drawn from ``[1 - s, 1 + s]`` (hue: a rotation of the chroma plane by
+    up to ``hue`` of a turn). Saturation and hue act only on 3-channel images.
+    """
+    n = x.shape[0]
+    apply = _bernoulli(generator, n, p).view(n, 1, 1, 1)
+    shape = (n, 1, 1, 1)
+    out = x * _uniform(generator, n, 1 - brightness, 1 + brightness).view(shape)
+    mean = _luminance(out).mean(dim=(2, 3), keepdim=True)
+    out = mean + (out - mean) * _uniform(generator, n, 1 - contrast, 1 + contrast).view(shape)
+    if x.shape[1] == 3:
+        grey = _luminance(out)
+        out = grey + (out - grey) * _uniform(generator, n, 1 - saturation, 1 + saturation).view(shape)
+        out = _rotate_hue(out, _uniform(generator, n, -hue, hue) * 2 * math.pi)
+    return torch.where(apply, out.clamp(0, 1), x)
+
+
+def _rotate_hue(x, angle):
+    """Rotate each RGB image's chroma in YIQ space by ``angle`` radians (B,)."""
+    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
+    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    i, q = yiq[:, 1], yiq[:, 2]
+    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq)
+
+
+def random_grayscale(x, generator, *, p=0.2):
+    """Replace each RGB image by its luminance with probability ``p``."""
+    if x.shape[1] != 3:
+        return x
+    apply = _bernoulli(generator, x.shape[0], p).view(-1, 1, 1, 1)
+    return torch.where(apply, _luminance(x).expand_as(x), x)
+
+
+def gaussian_blur(x, generator, *, sigma=(0.1, 2.0), p=0.5):
+    """Blur each image with probability ``p`` by a Gaussian of random ``sigma`` (pixels).
+
+    The kernel spans about a tenth of the image side, as in SimCLR; blurring is one
+    grouped separable convolution over the whole batch.
+    """
+    n, channels, height, width = x.shape
+    size = max(3, (min(height, width) // 10) | 1)
+    sigmas = _uniform(generator, n, *sigma).view(n, 1)
+    offsets = torch.arange(size, device=x.device, dtype=x.dtype) - size // 2
+    kernel = torch.exp(-0.5 * (offsets / sigmas) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(channels, dim=0)
+    flat = x.reshape(1, n * channels, height, width)
+    pad = size // 2
+    flat = F.conv2d(F.pad(flat, (0, 0, pad, pad), mode="replicate"), kernel.view(-1, 1, size, 1), groups=n * channels)
+    flat = F.conv2d(F.pad(flat, (pad, pad, 0, 0), mode="replicate"), kernel.view(-1, 1, 1, size), groups=n * channels)
+    apply = _bernoulli(generator, n, p).view(n, 1, 1, 1)
+    return torch.where(apply, flat.view_as(x), x)
+
+
+def gaussian_noise(x, generator, *, std=0.3):
+    """Add N(0, std^2) noise to every pixel (values may leave [0, 1])."""
+    return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def mask_pixels(x, generator, *, fraction=0.3):
+    """Set a random ``fraction`` of the pixels to 0 (all channels of a pixel together)."""
+    n, _, height, width = x.shape
+    keep = torch.rand((n, 1, height, width), generator=generator, device=x.device) >= fraction
+    return x * keep
+
+
+def salt_pepper(x, generator, *, fraction=0.3):
+    """Set a random ``fraction`` of the pixels to 0 or 1, half each."""
+    n, _, height, width = x.shape
+    draw = torch.rand((n, 1, height, width), generator=generator, device=x.device)
+    out = torch.where(draw < fraction / 2, torch.zeros_like(x), x)
+    return torch.where((draw >= fraction / 2) & (draw < fraction), torch.ones_like(x), out)

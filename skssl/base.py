@@ -1,0 +1,274 @@
+"""The base class every featurizer shares: parameters, ``fit``, ``transform``."""
+
+import copy
+import warnings
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._data import check_images, to_tensor, value_range
+from ._training import to_unit, train
+from .backbones import BACKBONES, Backbone, build_stages, pool
+
+COMMON_PARAMETERS_DOC = """\
+    backbone : {"small_cnn", "resnet18", "mlp"}, nn.Module subclass or instance, \
+default="small_cnn"
+        The network to pretrain. ``"small_cnn"`` is the classic 3-conv lab network;
+        ``"resnet18"`` a ResNet-18 with a small-image stem (use a GPU). A module
+        class is instantiated with ``backbone_kwargs``; an ``nn.Sequential``'s children
+        are its stages. See :mod:`skssl.backbones`.
+    backbone_kwargs : dict, default=None
+        Keyword arguments for the backbone builder, e.g. ``{"widths": (32, 32, 32)}``.
+    layer : str or int, default="auto"
+        The backbone stage whose output gives the features (a name such as
+        ``"conv2"``, or an index). ``"auto"`` takes the method's usual choice.
+    pool : {"auto", "flatten", "avg"}, default="auto"
+        How a stage's feature map becomes a vector: ``"flatten"`` keeps the spatial
+        layout (the classic lab), ``"avg"`` averages it away. ``"auto"`` flattens for
+        ``"small_cnn"`` and ``"mlp"`` and averages otherwise.
+    max_epochs : int
+        Passes over the training images; ``0`` keeps the random initial weights.
+    batch_size : int
+        Source images per training step (views and rotations come on top).
+    learning_rate : float, default=1e-3
+        Peak AdamW learning rate, decayed to zero by a cosine schedule.
+    weight_decay : float, default=1e-4
+        AdamW weight decay.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where to train and embed; ``"auto"`` picks CUDA when available.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` or ``(height, width, channels)`` of flat rows, or the
+        layout of 4-D input. ``None`` infers square grayscale images from flat rows;
+        rows that are not square are then treated as ``1 x n_columns`` signals.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and augmentation. On CPU the same
+        integer gives bit-identical embeddings; the global torch RNG is untouched.
+    verbose : int, default=0
+        Print the loss of every epoch when > 0."""
+
+COMMON_ATTRIBUTES_DOC = """\
+    n_features_in_ : int
+        Values per image seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame.
+    image_shape_ : tuple of int
+        ``(C, H, W)`` of the training images.
+    value_range_ : tuple of float
+        Raw values mapped to 0 and 1 (0..255 for uint8, else the training min/max).
+    layer_ : str
+        The stage that gives the features.
+    pool_ : str
+        The pooling in use.
+    task_ : nn.Module
+        The trained pretext model: ``task_.backbone`` plus the method's head.
+    history_ : list of dict
+        ``{"epoch", "loss", "seconds"}`` for every epoch run.
+    n_iter_ : int
+        Epochs run."""
+
+
+def _fill_docstring(cls):
+    cls.__doc__ = cls.__doc__.replace("%(common_parameters)s", COMMON_PARAMETERS_DOC).replace(
+        "%(common_attributes)s", COMMON_ATTRIBUTES_DOC
+    )
+    return cls
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"Unknown device {device!r}; use 'auto', 'cpu' or 'cuda'.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available on this machine; use "
+            f"device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Pretext-train a backbone on unlabeled images; transform images to its features.
+
+    Subclasses declare their parameters in ``__init__`` and fill one hook,
+    :meth:`_build_task`; the data path, seeding, the training loop, feature
+    extraction and persistence are shared.
+    """
+
+    _parameter_constraints = {
+        "backbone": [StrOptions(set(BACKBONES)), type, torch.nn.Module],
+        "backbone_kwargs": [dict, None],
+        "layer": [str, Integral],
+        "pool": [StrOptions({"auto", "flatten", "avg"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "image_shape": [tuple, list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def _store_parameters(self, parameters):
+        """Store ``__init__``'s arguments unchanged, as scikit-learn requires."""
+        for name, value in parameters.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
+    @abstractmethod
+    def _build_task(self, backbone, pool_how):
+        """Return the pretext model: an ``nn.Module`` with ``.backbone`` whose
+        ``forward(batch, generator)`` gives the loss of a [0, 1] batch."""
+
+    def _auto_layer(self, stage_names):
+        """The stage ``layer="auto"`` reads; the last one unless a method knows better."""
+        return stage_names[-1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Pretext-train on the unlabeled images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or an image array
+            Flat rows, ``(n, H, W)``, ``(n, H, W, C)`` or ``(n, C, H, W)``.
+        y : None
+            Ignored: pretext training uses no labels.
+
+        Returns
+        -------
+        self : object
+            The fitted featurizer.
+        """
+        images = check_images(self, X, reset=True, image_shape=self.image_shape)
+        device = _resolve_device(self.device)
+        model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
+        self.value_range_ = value_range(images)
+        data = to_tensor(images, device)  # the whole set, moved once
+        mean, std = _channel_stats(data, self.value_range_)
+
+        with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
+            torch.manual_seed(int(model_seed))
+            stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
+            backbone = Backbone(stages, self.image_shape_, mean, std)
+            self.layer_ = self._resolve_layer(backbone.stage_names)
+            self.pool_ = self._resolve_pool()
+            task = self._build_task(backbone, self.pool_)
+        task.to(device)
+        generator = torch.Generator(device).manual_seed(int(data_seed))
+        self.history_ = train(
+            task,
+            data,
+            value_range=self.value_range_,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            generator=generator,
+            verbose=self.verbose,
+        )
+        task.requires_grad_(False).eval()
+        self.task_ = task
+        self.n_iter_ = len(self.history_)
+        self._n_features_out = self._embed(images[:1], self.layer_).shape[1]
+        return self
+
+    def transform(self, X):
+        """Embed images with the frozen backbone.
+
+        Parameters
+        ----------
+        X : array-like
+            Images in the layout and shape seen in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out), dtype float32
+        """
+        check_is_fitted(self)
+        images = check_images(self, X, reset=False, image_shape=self.image_shape)
+        return self._embed(images, self.layer_)
+
+    def _embed(self, images, layer, batch_size=512):
+        """Pooled features of ``layer`` for NCHW ``images``, streamed in batches."""
+        backbone = self.task_.backbone
+        device = backbone.mean.device
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = to_unit(to_tensor(images[start:start + batch_size], device), self.value_range_)
+                chunks.append(pool(backbone(batch, upto=layer), self.pool_).float().cpu())
+        return torch.cat(chunks).numpy()
+
+    def _resolve_layer(self, stage_names):
+        if self.layer == "auto":
+            return self._auto_layer(stage_names)
+        if isinstance(self.layer, str):
+            if self.layer not in stage_names:
+                raise ValueError(
+                    f"layer={self.layer!r} is not a stage of this backbone; use 'auto' or "
+                    f"one of {stage_names}."
+                )
+            return self.layer
+        if not -len(stage_names) <= self.layer < len(stage_names):
+            raise ValueError(
+                f"layer={self.layer} is out of range for the {len(stage_names)} stages "
+                f"{stage_names}."
+            )
+        return stage_names[self.layer]
+
+    def _resolve_pool(self):
+        if self.pool != "auto":
+            return self.pool
+        return "flatten" if self.backbone in ("small_cnn", "mlp") else "avg"
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        task = state.get("task_")
+        if task is not None and task.backbone.mean.device.type != "cpu":
+            state["task_"] = copy.deepcopy(task).cpu()  # loads on machines without a GPU
+            state["fitted_device_"] = str(task.backbone.mean.device)
+        return state
+
+    def __setstate__(self, state):
+        fitted_device = state.pop("fitted_device_", None)
+        super().__setstate__(state)
+        if fitted_device is not None:
+            if torch.cuda.is_available():
+                self.task_.to(fitted_device)
+            else:
+                warnings.warn(
+                    f"This featurizer was fitted on {fitted_device}; CUDA is not "
+                    f"available here, so it runs on the CPU.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _channel_stats(data, value_range, chunk=4096):
+    """Per-channel mean and std of the [0, 1]-scaled images, without a float copy of all."""
+    total = torch.zeros(data.shape[1], dtype=torch.float64, device=data.device)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(data), chunk):
+        unit = to_unit(data[start:start + chunk], value_range).double()
+        total += unit.sum(dim=(0, 2, 3))
+        squares += (unit**2).sum(dim=(0, 2, 3))
+    count = data.shape[0] * data.shape[2] * data.shape[3]
+    mean = total / count
+    std = (squares / count - mean**2).clamp(min=0).sqrt()
+    return mean.cpu().tolist(), std.clamp(min=1e-3).cpu().tolist()

@@ -1,0 +1,127 @@
+"""Denoising autoencoder: learn features from which a corrupted image can be restored.
+
+- [0] Vincent, Larochelle, Lajoie, Bengio & Manzagol, "Stacked Denoising Autoencoders:
+  Learning Useful Representations in a Deep Network with a Local Denoising
+  Criterion", JMLR 11, 2010.
+"""
+
+from numbers import Real
+
+import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
+
+from .. import augment
+from ..backbones import pool
+from ..base import BaseFeaturizer, _fill_docstring
+
+CORRUPTIONS = {
+    "gaussian": augment.gaussian_noise,  # noise_level is the noise std
+    "masking": augment.mask_pixels,  # noise_level is the fraction of pixels zeroed
+    "salt_pepper": augment.salt_pepper,  # noise_level is the fraction set to 0 or 1
+}
+
+
+class DenoisingTask(nn.Module):
+    """Corrupt, encode, decode, and score the reconstruction against the clean image.
+
+    "the key idea is to learn a representation that is robust to the introduction
+    of noise" [0]: the loss is the squared error to the *uncorrupted* input.
+    """
+
+    def __init__(self, backbone, pool_how, *, noise, noise_level, n_hidden=512):
+        super().__init__()
+        self.backbone = backbone
+        self.pool_how = pool_how
+        self.corrupt = CORRUPTIONS[noise]
+        self.noise_level = noise_level
+        channels, height, width = backbone.in_shape
+        self.decoder = nn.Sequential(
+            nn.Linear(backbone.pooled_size(pool_how), n_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(n_hidden, channels * height * width),
+            nn.Sigmoid(),  # clean images live in [0, 1]
+        )
+
+    def forward(self, batch, generator):
+        noisy = self.corrupt(batch, generator, **{self._level_name: self.noise_level})
+        reconstruction = self.decoder(pool(self.backbone(noisy), self.pool_how))  # (B, C*H*W)
+        return F.mse_loss(reconstruction, batch.flatten(1))
+
+    @property
+    def _level_name(self):
+        return "std" if self.corrupt is augment.gaussian_noise else "fraction"
+
+
+@_fill_docstring
+class DenoisingAEFeaturizer(BaseFeaturizer):
+    """Denoising-autoencoder features as a scikit-learn transformer.
+
+    Each training image is corrupted; the backbone encodes the corrupted image and
+    an MLP decoder must reconstruct the clean one. The encoder's last stage gives
+    the features.
+
+    Parameters
+    ----------
+    noise : {"gaussian", "masking", "salt_pepper"}, default="masking"
+        The corruption: additive Gaussian noise, pixels set to zero, or pixels set
+        to black or white.
+    noise_level : float, default=0.3
+        Noise std on the [0, 1] pixel scale for ``"gaussian"``; the fraction of
+        corrupted pixels otherwise.
+    %(common_parameters)s
+
+    Attributes
+    ----------
+    %(common_attributes)s
+
+    See Also
+    --------
+    RotNetFeaturizer : features from predicting rotations.
+
+    References
+    ----------
+    .. [1] Vincent et al., "Stacked Denoising Autoencoders", JMLR 11, 2010.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import DenoisingAEFeaturizer
+    >>> X = load_digits().data[:100]
+    >>> DenoisingAEFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    (100, 64)
+    """
+
+    _parameter_constraints = {
+        **BaseFeaturizer._parameter_constraints,
+        "noise": [StrOptions(set(CORRUPTIONS))],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        noise="masking",
+        noise_level=0.3,
+        backbone="small_cnn",
+        backbone_kwargs=None,
+        layer="auto",
+        pool="auto",
+        max_epochs=30,
+        batch_size=64,
+        learning_rate=1e-3,
+        weight_decay=1e-4,
+        device="auto",
+        image_shape=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self._store_parameters(locals())
+
+    def _build_task(self, backbone, pool_how):
+        if self.noise != "gaussian" and self.noise_level > 1:
+            raise ValueError(
+                f"noise_level is the fraction of corrupted pixels for noise={self.noise!r} "
+                f"and must be at most 1, got {self.noise_level}."
+            )
+        return DenoisingTask(backbone, pool_how, noise=self.noise, noise_level=self.noise_level)

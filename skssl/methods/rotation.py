@@ -1,0 +1,100 @@
+"""RotNet: learn features by predicting how an image was rotated.
+
+- [0] Gidaris, Singh & Komodakis, "Unsupervised Representation Learning by Predicting
+  Image Rotations", ICLR 2018, arXiv:1803.07728.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbones import pool
+from ..base import BaseFeaturizer, _fill_docstring
+
+
+class RotationTask(nn.Module):
+    """Show every image at 0, 90, 180 and 270 degrees; classify the rotation.
+
+    "we train ConvNets to recognize the one of the four image rotations that has been
+    applied to the image it gets as input" [0]. Non-square images keep their shape
+    only at 0 and 180 degrees, so for them the task is 2-way.
+    """
+
+    def __init__(self, backbone, pool_how, n_rotations):
+        super().__init__()
+        self.backbone = backbone
+        self.pool_how = pool_how
+        self.n_rotations = n_rotations
+        n_features = backbone.pooled_size(pool_how)
+        self.head = nn.Linear(n_features, n_rotations)
+
+    def forward(self, batch, generator):
+        quarter_turns = range(0, 4, 4 // self.n_rotations)  # (0, 1, 2, 3) or (0, 2)
+        views = torch.cat([torch.rot90(batch, k, dims=(2, 3)) for k in quarter_turns])  # (R*B, C, H, W)
+        targets = torch.arange(self.n_rotations, device=batch.device).repeat_interleave(len(batch))
+        logits = self.head(pool(self.backbone(views), self.pool_how))  # (R*B, R)
+        return F.cross_entropy(logits, targets)
+
+
+@_fill_docstring
+class RotNetFeaturizer(BaseFeaturizer):
+    """Rotation-prediction features (RotNet) as a scikit-learn transformer.
+
+    Each training image is shown at 0, 90, 180 and 270 degrees and the network
+    learns to tell which: recognising the rotation requires recognising the object.
+    Features come from the stage before the last (``layer="auto"``), where rotation
+    features are known to be most general.
+
+    Parameters
+    ----------
+    %(common_parameters)s
+
+    Attributes
+    ----------
+    %(common_attributes)s
+
+    See Also
+    --------
+    SimCLRFeaturizer : contrastive features from augmented views.
+    DenoisingAEFeaturizer : features that let a decoder undo corruption.
+
+    References
+    ----------
+    .. [1] Gidaris, Singh & Komodakis, "Unsupervised Representation Learning by
+       Predicting Image Rotations", ICLR 2018.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> X = load_digits().data[:100]
+    >>> RotNetFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    (100, 128)
+    """
+
+    _parameter_constraints = {**BaseFeaturizer._parameter_constraints}
+
+    def __init__(
+        self,
+        *,
+        backbone="small_cnn",
+        backbone_kwargs=None,
+        layer="auto",
+        pool="auto",
+        max_epochs=30,
+        batch_size=48,
+        learning_rate=1e-3,
+        weight_decay=1e-4,
+        device="auto",
+        image_shape=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self._store_parameters(locals())
+
+    def _auto_layer(self, stage_names):
+        return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
+
+    def _build_task(self, backbone, pool_how):
+        _, height, width = self.image_shape_
+        return RotationTask(backbone, pool_how, n_rotations=4 if height == width else 2)
