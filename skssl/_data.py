@@ -56,8 +56,9 @@ def _rows_to_hwc(n_columns, image_shape):
     return 1, n_columns, 1
 
 
-def _nd_layout(shape, image_shape):
-    """Tell whether a 4-D array is ``"nchw"`` or ``"nhwc"``."""
+def _nd_layout(shape, image_shape, source):
+    """Tell whether a 4-D array is ``"nchw"`` or ``"nhwc"``; ``source`` names where
+    ``image_shape`` came from, for the error message."""
     if image_shape is not None:
         height, width, channels = _as_image_shape(image_shape)
         if shape[1:] == (height, width, channels):
@@ -67,7 +68,7 @@ def _nd_layout(shape, image_shape):
         raise ValueError(
             f"X has images of shape {shape[1:]}, which matches neither "
             f"(H, W, C)={(height, width, channels)} nor (C, H, W)="
-            f"{(channels, height, width)} from image_shape={tuple(image_shape)}."
+            f"{(channels, height, width)} {source}."
         )
     first, last = shape[1] in _CHANNELS, shape[3] in _CHANNELS
     if last and not first:
@@ -108,15 +109,15 @@ def check_images(estimator, X, *, reset, image_shape=None):
             "X is None; pass images as an array of shape (n_samples, n_pixels), "
             "(n, H, W), (n, H, W, C) or (n, C, H, W)."
         )
-    ndim = getattr(X, "ndim", None)
-    if ndim is None:
+    if not hasattr(X, "shape"):  # lists and other array-likes
         try:
-            ndim = np.ndim(X)
-        except ValueError as exc:  # ragged nested lists
+            X = np.asarray(X)
+        except ValueError as exc:
             raise ValueError(
                 "X is ragged (its rows have different lengths); pass a rectangular "
                 "array of images."
             ) from exc
+    ndim = len(X.shape)
     # uint8 stays uint8 (4x less memory); any other dtype becomes float.
     keep = dict(dtype=["float32", "float64", "uint8"], allow_nd=True)
     if ndim == 2:
@@ -126,7 +127,7 @@ def check_images(estimator, X, *, reset, image_shape=None):
             raise ValueError(
                 f"X has {ndim} dimension(s); skssl takes flat rows (n_samples, "
                 f"n_pixels) or image arrays (n, H, W), (n, H, W, C), (n, C, H, W). "
-                + ("Reshape a single image with X.reshape(1, -1)." if ndim == 1 else "")
+                + ("Reshape your data: a single image is X.reshape(1, -1)." if ndim == 1 else "")
             )
         X = check_array(X, input_name="X", **keep)
     n_features = math.prod(X.shape[1:])
@@ -149,11 +150,12 @@ def check_images(estimator, X, *, reset, image_shape=None):
     elif ndim == 3:
         images = X[:, None]
     else:
-        shape = image_shape
+        shape, source = image_shape, f"from image_shape={image_shape}"
         if shape is None and not reset:
             channels, height, width = estimator.image_shape_
             shape = (height, width, channels)
-        layout = _nd_layout(X.shape, shape)
+            source = f"that {type(estimator).__name__} was fitted on"
+        layout = _nd_layout(X.shape, shape, source)
         images = X.transpose(0, 3, 1, 2) if layout == "nhwc" else X
 
     if reset:
