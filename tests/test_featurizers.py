@@ -207,3 +207,15 @@ def test_cuda_fit_pickles_to_cpu(cls, digits):
     assert state["task_"].backbone.mean.device.type == "cpu"
     restored = pickle.loads(pickle.dumps(featurizer))
     np.testing.assert_allclose(restored.transform(X), featurizer.transform(X), atol=1e-4)
+
+
+def test_cuda_fitted_state_loads_on_cpu_with_a_warning(digits, monkeypatch):
+    """Simulate a pickle written on a GPU machine and opened on one without CUDA."""
+    X, _ = digits
+    featurizer = RotNetFeaturizer(**TINY).fit(X)
+    state = {**featurizer.__getstate__(), "fitted_device_": "cuda:0"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    restored = RotNetFeaturizer.__new__(RotNetFeaturizer)
+    with pytest.warns(UserWarning, match="fitted on cuda:0.*runs on the CPU"):
+        restored.__setstate__(state)
+    np.testing.assert_array_equal(restored.transform(X), featurizer.transform(X))
