@@ -2,7 +2,7 @@
 
 import copy
 import warnings
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -95,6 +95,25 @@ def _resolve_device(device):
     return resolved
 
 
+class PretextTask(torch.nn.Module, ABC):
+    """A pretext task: a backbone, a head, and a loss on views made from a batch.
+
+    Subclasses set ``self.backbone`` and implement :meth:`views` and :meth:`loss`;
+    the split lets benchmarks time the model step apart from view construction.
+    """
+
+    @abstractmethod
+    def views(self, batch, generator):
+        """``(inputs, targets)`` for a batch of [0, 1] images ``(B, C, H, W)``."""
+
+    @abstractmethod
+    def loss(self, inputs, targets):
+        """Scalar loss of the network on prepared ``inputs``."""
+
+    def forward(self, batch, generator):
+        return self.loss(*self.views(batch, generator))
+
+
 class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Pretext-train a backbone on unlabeled images; transform images to its features.
 
@@ -126,8 +145,7 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     @abstractmethod
     def _build_task(self, backbone, pool_how):
-        """Return the pretext model: an ``nn.Module`` with ``.backbone`` whose
-        ``forward(batch, generator)`` gives the loss of a [0, 1] batch."""
+        """Return the method's :class:`PretextTask` around ``backbone``."""
 
     def _auto_layer(self, stage_names):
         """The stage ``layer="auto"`` reads; the last one unless a method knows better."""

@@ -5,7 +5,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
 
-FAST = dict(max_epochs=2, batch_size=16, device="cpu")
+FAST = dict(max_epochs=2, batch_size=16, device="cpu", random_state=0)
 FEATURIZERS = [
     RotNetFeaturizer(**FAST),
     SimCLRFeaturizer(**FAST),

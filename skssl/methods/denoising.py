@@ -13,7 +13,7 @@ from torch import nn
 
 from .. import augment
 from ..backbones import pool
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import BaseFeaturizer, PretextTask, _fill_docstring
 
 CORRUPTIONS = {
     "gaussian": augment.gaussian_noise,  # noise_level is the noise std
@@ -22,7 +22,7 @@ CORRUPTIONS = {
 }
 
 
-class DenoisingTask(nn.Module):
+class DenoisingTask(PretextTask):
     """Corrupt, encode, decode, and score the reconstruction against the clean image.
 
     "the key idea is to learn a representation that is robust to the introduction
@@ -43,10 +43,12 @@ class DenoisingTask(nn.Module):
             nn.Sigmoid(),  # clean images live in [0, 1]
         )
 
-    def forward(self, batch, generator):
-        noisy = self.corrupt(batch, generator, **{self._level_name: self.noise_level})
-        reconstruction = self.decoder(pool(self.backbone(noisy), self.pool_how))  # (B, C*H*W)
-        return F.mse_loss(reconstruction, batch.flatten(1))
+    def views(self, batch, generator):
+        return self.corrupt(batch, generator, **{self._level_name: self.noise_level}), batch
+
+    def loss(self, inputs, targets):
+        reconstruction = self.decoder(pool(self.backbone(inputs), self.pool_how))  # (B, C*H*W)
+        return F.mse_loss(reconstruction, targets.flatten(1))
 
     @property
     def _level_name(self):

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import pool
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import BaseFeaturizer, PretextTask, _fill_docstring
 
 
-class RotationTask(nn.Module):
+class RotationTask(PretextTask):
     """Show every image at 0, 90, 180 and 270 degrees; classify the rotation.
 
     "we train ConvNets to recognize the one of the four image rotations that has been
@@ -28,11 +28,14 @@ class RotationTask(nn.Module):
         n_features = backbone.pooled_size(pool_how)
         self.head = nn.Linear(n_features, n_rotations)
 
-    def forward(self, batch, generator):
+    def views(self, batch, generator):
         quarter_turns = range(0, 4, 4 // self.n_rotations)  # (0, 1, 2, 3) or (0, 2)
-        views = torch.cat([torch.rot90(batch, k, dims=(2, 3)) for k in quarter_turns])  # (R*B, C, H, W)
+        inputs = torch.cat([torch.rot90(batch, k, dims=(2, 3)) for k in quarter_turns])  # (R*B, C, H, W)
         targets = torch.arange(self.n_rotations, device=batch.device).repeat_interleave(len(batch))
-        logits = self.head(pool(self.backbone(views), self.pool_how))  # (R*B, R)
+        return inputs, targets
+
+    def loss(self, inputs, targets):
+        logits = self.head(pool(self.backbone(inputs), self.pool_how))  # (R*B, R)
         return F.cross_entropy(logits, targets)
 
 

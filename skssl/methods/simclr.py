@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import augment
 from ..backbones import pool
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import BaseFeaturizer, PretextTask, _fill_docstring
 from ..losses import nt_xent
 
 
@@ -26,7 +26,7 @@ def projection_head(n_features, n_hidden, n_out):
     )
 
 
-class SimCLRTask(nn.Module):
+class SimCLRTask(PretextTask):
     """Two augmented views per image, a projection MLP and the NT-Xent loss."""
 
     def __init__(self, backbone, pool_how, *, projection_dim, temperature, view_kwargs):
@@ -37,9 +37,12 @@ class SimCLRTask(nn.Module):
         self.temperature = temperature
         self.view_kwargs = view_kwargs
 
-    def forward(self, batch, generator):
-        views = torch.cat([simclr_view(batch, generator, **self.view_kwargs) for _ in range(2)])  # (2B, C, H, W)
-        z = self.head(pool(self.backbone(views), self.pool_how))  # (2B, D)
+    def views(self, batch, generator):
+        views = [simclr_view(batch, generator, **self.view_kwargs) for _ in range(2)]
+        return torch.cat(views), None  # (2B, C, H, W): view a of every image, then view b
+
+    def loss(self, inputs, targets):
+        z = self.head(pool(self.backbone(inputs), self.pool_how))  # (2B, D)
         z_a, z_b = z.chunk(2)
         return nt_xent(z_a, z_b, self.temperature)
 
