@@ -9,8 +9,10 @@ DataLoader and no worker process: for images this small, the model is the cost.
 import math
 import sys
 import time
+import warnings
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 
 def to_unit(batch, value_range):
@@ -19,13 +21,18 @@ def to_unit(batch, value_range):
     return (batch.float() - low) / (high - low)
 
 
+def _snapshot(module):
+    return {name: value.detach().clone() for name, value in module.state_dict().items()}
+
+
 def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
-          weight_decay, generator, verbose=0):
+          weight_decay, generator, verbose=0, tol=1e-4, n_iter_no_change=None,
+          resume=None, on_epoch_end=None):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
     Parameters
     ----------
-    task : nn.Module
+    task : PretextTask
         ``task(batch, generator)`` returns the scalar pretext loss of a [0, 1] batch.
     images : Tensor of shape (n, C, H, W)
         The training set, already on the training device.
@@ -35,18 +42,29 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         Source images per step; the last incomplete batch of an epoch is dropped
         unless it is the only one.
     max_epochs : int
-        Passes over ``images``.
+        Epochs of the run (including those of a resumed run).
     learning_rate, weight_decay : float
         AdamW settings; the learning rate follows a cosine decay over all steps.
     generator : torch.Generator
         On the training device; drives shuffling and the task's randomness.
     verbose : int, default=0
         Print one line per epoch when > 0.
+    tol : float, default=1e-4
+        Improvement of the epoch loss that counts, for early stopping.
+    n_iter_no_change : int or None, default=None
+        Stop after this many epochs without an improvement of ``tol``; None trains
+        all ``max_epochs``.
+    resume : dict or None
+        A state from ``on_epoch_end`` to continue from.
+    on_epoch_end : callable or None
+        Called with the run's state after every epoch (for checkpoints).
 
     Returns
     -------
     history : list of dict
-        ``{"epoch", "loss", "seconds"}`` per completed epoch.
+        ``{"epoch", "loss", "seconds"}`` per completed epoch. On ``KeyboardInterrupt``
+        the weights of the last completed epoch are restored and the history so far
+        is returned, with a warning.
     """
     n_images = images.shape[0]
     batch_size = min(batch_size, n_images)
@@ -55,38 +73,89 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=max(1, steps_per_epoch * max_epochs)
     )
+    history = []
+    if resume is not None:
+        task.load_state_dict(resume["task"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        generator.set_state(resume["generator"])
+        history = list(resume["history"])
     device_type = images.device.type
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
-    history = []
+    last_good = _snapshot(task)
+    best_loss, epochs_without_improvement = math.inf, 0
     task.train()
-    for epoch in range(1, max_epochs + 1):
-        start = time.perf_counter()
-        order = torch.randperm(n_images, generator=generator, device=images.device)
-        total = torch.zeros((), device=images.device)
-        for step in range(steps_per_epoch):
-            batch = to_unit(images[order[step * batch_size:(step + 1) * batch_size]], value_range)
-            with autocast:
-                loss = task(batch, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.detach()
-        epoch_loss = float(total) / steps_per_epoch  # the one host sync per epoch
-        if not math.isfinite(epoch_loss):
-            raise ValueError(
-                f"The pretext loss became {epoch_loss} in epoch {epoch}; training "
-                f"diverged. Use a smaller learning_rate (now {learning_rate:g})."
+    try:
+        for epoch in range(len(history) + 1, max_epochs + 1):
+            start = time.perf_counter()
+            order = torch.randperm(n_images, generator=generator, device=images.device)
+            total = torch.zeros((), device=images.device)
+            for step in range(steps_per_epoch):
+                indices = order[step * batch_size:(step + 1) * batch_size]
+                batch = to_unit(images[indices], value_range)
+                with autocast:
+                    loss = task(batch, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.detach()
+            epoch_loss = float(total) / steps_per_epoch  # the one host sync per epoch
+            if not math.isfinite(epoch_loss):
+                raise ValueError(
+                    f"The pretext loss became {epoch_loss} in epoch {epoch}; training "
+                    f"diverged and the featurizer is not fitted. Use a smaller "
+                    f"learning_rate (now {learning_rate:g})."
+                )
+            history.append(
+                {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - start}
             )
-        history.append(
-            {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - start}
+            last_good = _snapshot(task)
+            if verbose:
+                print(
+                    f"epoch {epoch:>3}/{max_epochs}  loss {epoch_loss:.4f}  "
+                    f"{history[-1]['seconds']:.1f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(
+                    {
+                        "task": last_good,
+                        "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "generator": generator.get_state(),
+                        "history": history,
+                    }
+                )
+            if n_iter_no_change is not None:
+                if epoch_loss < best_loss - tol:
+                    best_loss, epochs_without_improvement = epoch_loss, 0
+                else:
+                    epochs_without_improvement += 1
+                if epochs_without_improvement >= n_iter_no_change:
+                    if verbose:
+                        print(
+                            f"loss did not improve by tol={tol} for {n_iter_no_change} "
+                            f"epochs; stopping",
+                            file=sys.stderr,
+                        )
+                    break
+        else:
+            if n_iter_no_change is not None and history:
+                warnings.warn(
+                    f"The pretext loss was still improving after max_epochs={max_epochs}; "
+                    f"consider more epochs.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+    except KeyboardInterrupt:
+        task.load_state_dict(last_good)
+        warnings.warn(
+            f"Training interrupted; keeping the weights of the last completed epoch "
+            f"({len(history)} of {max_epochs}).",
+            UserWarning,
+            stacklevel=3,
         )
-        if verbose:
-            print(
-                f"epoch {epoch:>3}/{max_epochs}  loss {epoch_loss:.4f}  "
-                f"{history[-1]['seconds']:.1f}s",
-                file=sys.stderr,
-                flush=True,
-            )
     task.eval()
     return history

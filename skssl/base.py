@@ -1,7 +1,9 @@
 """The base class every featurizer shares: parameters, ``fit``, ``transform``."""
 
 import copy
+import os
 import warnings
+from pathlib import Path
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
 
@@ -50,7 +52,22 @@ default="small_cnn"
         Seeds weight initialisation, shuffling and augmentation. On CPU the same
         integer gives bit-identical embeddings; the global torch RNG is untouched.
     verbose : int, default=0
-        Print the loss of every epoch when > 0."""
+        Print the loss of every epoch when > 0.
+    warm_start : bool, default=False
+        When True, ``fit`` resumes the run saved in ``checkpoint_dir`` if there is
+        one (up to ``max_epochs`` in all, giving the same weights as an uninterrupted
+        run); otherwise a fitted featurizer trains ``max_epochs`` more epochs.
+    tol : float, default=1e-4
+        Loss improvement that counts for early stopping.
+    n_iter_no_change : int, default=None
+        Stop when the epoch loss has not improved by ``tol`` for this many epochs
+        (a ``ConvergenceWarning`` says when it was still improving at the end).
+        None trains all ``max_epochs``.
+    checkpoint_dir : str or path, default=None
+        Where to keep ``checkpoint.pt``, the state of the run (weights, optimizer,
+        schedule, random generator, history), rewritten atomically.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints (the last epoch is always saved)."""
 
 COMMON_ATTRIBUTES_DOC = """\
     n_features_in_ : int
@@ -135,6 +152,11 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "image_shape": [tuple, list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
     }
 
     def _store_parameters(self, parameters):
@@ -167,23 +189,20 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self : object
             The fitted featurizer.
         """
-        images = check_images(self, X, reset=True, image_shape=self.image_shape)
+        continuing = self.warm_start and hasattr(self, "task_")
+        images = check_images(self, X, reset=not continuing, image_shape=self.image_shape)
         device = _resolve_device(self.device)
         model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
-        self.value_range_ = value_range(images)
         data = to_tensor(images, device)  # the whole set, moved once
-        mean, std = _channel_stats(data, self.value_range_)
-
-        with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
-            torch.manual_seed(int(model_seed))
-            stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
-            backbone = Backbone(stages, self.image_shape_, mean, std)
-            self.layer_ = self._resolve_layer(backbone.stage_names)
-            self.pool_ = self._resolve_pool()
-            task = self._build_task(backbone, self.pool_)
-        task.to(device, memory_format=torch.channels_last)  # ~1.7x faster convs on CPU
-        generator = torch.Generator(device).manual_seed(int(data_seed))
-        self.history_ = train(
+        resume = self._read_checkpoint() if self.warm_start else None
+        if continuing and resume is None:  # train the fitted weights further
+            task, history = self.task_.to(device).requires_grad_(True), self.history_
+        else:
+            if hasattr(self, "task_"):
+                del self.task_  # a failed fit must not leave the old model looking fitted
+            task, history = self._initial_task(images, data, device, model_seed), []
+        generator = torch.Generator(device).manual_seed(int(data_seed) + len(history))
+        new_history = train(
             task,
             data,
             value_range=self.value_range_,
@@ -193,12 +212,60 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             weight_decay=self.weight_decay,
             generator=generator,
             verbose=self.verbose,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            resume=resume,
+            on_epoch_end=self._write_checkpoint if self.checkpoint_dir is not None else None,
         )
         task.requires_grad_(False).eval()
         self.task_ = task
+        self.history_ = history + [{**h, "epoch": h["epoch"] + len(history)} for h in new_history]
         self.n_iter_ = len(self.history_)
         self._n_features_out = self._embed(images[:1], self.layer_).shape[1]
         return self
+
+    def _initial_task(self, images, data, device, seed):
+        """Build the method's task around a freshly initialised backbone."""
+        self.value_range_ = value_range(images)
+        mean, std = _channel_stats(data, self.value_range_)
+        with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
+            torch.manual_seed(int(seed))
+            stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
+            backbone = Backbone(stages, self.image_shape_, mean, std)
+            self.layer_ = self._resolve_layer(backbone.stage_names)
+            self.pool_ = self._resolve_pool()
+            task = self._build_task(backbone, self.pool_)
+        return task.to(device, memory_format=torch.channels_last)  # ~1.7x faster convs on CPU
+
+    def _checkpoint_path(self):
+        return Path(self.checkpoint_dir) / "checkpoint.pt"
+
+    def _write_checkpoint(self, state):
+        """Write the run's state every ``checkpoint_every`` epochs, atomically."""
+        epoch = state["history"][-1]["epoch"]
+        if epoch % self.checkpoint_every and epoch != self.max_epochs:
+            return
+        path = self._checkpoint_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        torch.save({**state, "image_shape": list(self.image_shape_)}, partial)
+        os.replace(partial, path)  # a reader never sees a half-written file
+
+    def _read_checkpoint(self):
+        """The state saved in ``checkpoint_dir``, or None when there is none."""
+        if self.checkpoint_dir is None or not self._checkpoint_path().exists():
+            return None
+        state = torch.load(self._checkpoint_path(), map_location="cpu", weights_only=True)
+        if tuple(state["image_shape"]) != tuple(self.image_shape_):
+            raise ValueError(
+                f"The checkpoint in {self.checkpoint_dir} was written for images of shape "
+                f"{tuple(state['image_shape'])}, not {self.image_shape_}; use another "
+                f"checkpoint_dir or warm_start=False."
+            )
+        return state
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "task_")
 
     def transform(self, X):
         """Embed images with the frozen backbone.

@@ -92,6 +92,11 @@ class RotNetFeaturizer(BaseFeaturizer):
         image_shape=None,
         random_state=None,
         verbose=0,
+        warm_start=False,
+        tol=1e-4,
+        n_iter_no_change=None,
+        checkpoint_dir=None,
+        checkpoint_every=1,
     ):
         self._store_parameters(locals())
 
