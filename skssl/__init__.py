@@ -13,6 +13,7 @@ Examples
 (3,)
 """
 
+from ._persistence import load
 from .base import BaseFeaturizer
 from .methods import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
 
@@ -24,4 +25,5 @@ __all__ = [
     "RotNetFeaturizer",
     "SimCLRFeaturizer",
     "__version__",
+    "load",
 ]

@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _persistence
 from ._data import check_images, to_tensor, value_range
 from ._training import to_unit, train
 from .backbones import BACKBONES, Backbone, build_stages, pool
@@ -230,12 +231,30 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         mean, std = _channel_stats(data, self.value_range_)
         with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
             torch.manual_seed(int(seed))
-            stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
-            backbone = Backbone(stages, self.image_shape_, mean, std)
-            self.layer_ = self._resolve_layer(backbone.stage_names)
-            self.pool_ = self._resolve_pool()
-            task = self._build_task(backbone, self.pool_)
-        return task.to(device, memory_format=torch.channels_last)  # ~1.7x faster convs on CPU
+            task = self._make_task(mean, std)
+        return task.to(device)
+
+    def _empty_task(self):
+        """The task's architecture, for weights loaded from a file."""
+        channels = self.image_shape_[0]
+        return self._make_task([0.0] * channels, [1.0] * channels)
+
+    def _make_task(self, mean, std):
+        stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
+        backbone = Backbone(stages, self.image_shape_, mean, std)
+        self.layer_ = self._resolve_layer(backbone.stage_names)
+        self.pool_ = self._resolve_pool()
+        task = self._build_task(backbone, self.pool_)
+        return task.to(memory_format=torch.channels_last)  # ~1.7x faster convs on CPU
+
+    def save(self, path):
+        """Save the fitted featurizer to ``path`` without pickle; read it with :func:`skssl.load`.
+
+        The file holds the weights as tensors and the parameters and fitted
+        attributes as JSON; loading it runs no code. Backbones must be given by name.
+        """
+        check_is_fitted(self)
+        _persistence.save(self, path)
 
     def _checkpoint_path(self):
         return Path(self.checkpoint_dir) / "checkpoint.pt"

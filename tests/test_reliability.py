@@ -39,6 +39,16 @@ class InterruptingNet(nn.Module):
         return self.body(x)
 
 
+class Payload:
+    """What an attacker would put in a model file: code that runs on unpickling."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"echo pwned > {self.marker}",))
+
+
 def _weights(featurizer):
     return featurizer.task_.state_dict()
 
@@ -171,3 +181,51 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     uninterrupted = RotNetFeaturizer(**kwargs).fit(data)
     _assert_same_weights(_weights(resumed), _weights(uninterrupted))
     np.testing.assert_array_equal(resumed.transform(data), uninterrupted.transform(data))
+
+
+@pytest.mark.parametrize("cls", [RotNetFeaturizer, DenoisingAEFeaturizer])
+def test_save_and_load_without_pickle(cls, tmp_path):
+    from skssl import load
+
+    featurizer = cls(**{**TINY, "max_epochs": 1}).fit(X)
+    featurizer.save(tmp_path / "model.pt")
+    restored = load(tmp_path / "model.pt")
+    assert type(restored) is cls and restored.get_params() == featurizer.get_params()
+    np.testing.assert_array_equal(restored.transform(X), featurizer.transform(X))
+    assert restored.history_ == featurizer.history_
+
+
+def test_load_refuses_a_pickle_payload(tmp_path):
+    import pickle
+
+    from skssl import load
+
+    path = tmp_path / "model.pt"
+    RotNetFeaturizer(**{**TINY, "max_epochs": 1}).fit(X).save(path)
+    content = torch.load(path, weights_only=True)
+    with open(path, "wb") as handle:  # a tampered file: same name, code inside
+        torch.save({**content, "weights": Payload(tmp_path / "pwned")}, handle, pickle_module=pickle)
+    with pytest.raises(ValueError, match="tampered"):
+        load(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_load_refuses_another_format_version(tmp_path):
+    import json
+
+    from skssl import load
+
+    path = tmp_path / "model.pt"
+    RotNetFeaturizer(**{**TINY, "max_epochs": 1}).fit(X).save(path)
+    content = torch.load(path, weights_only=True)
+    document = json.loads(content["skssl"])
+    document["versions"]["format"] = 99
+    torch.save({**content, "skssl": json.dumps(document)}, path)
+    with pytest.raises(ValueError, match="file format 99.*refit"):
+        load(path)
+
+
+def test_save_refuses_module_backbones(tmp_path):
+    featurizer = DenoisingAEFeaturizer(**{**TINY, "max_epochs": 1}, backbone=InterruptingNet).fit(X)
+    with pytest.raises(TypeError, match="joblib.dump"):
+        featurizer.save(tmp_path / "model.pt")

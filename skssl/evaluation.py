@@ -1,0 +1,468 @@
+"""How good are the features? Probes, per-layer tables and label-efficiency curves.
+
+Every function takes an already fitted featurizer and never refits nor changes it:
+the labels only ever train a probe on top of frozen features.
+
+- :func:`linear_probe`: standardised features, logistic regression, test accuracy.
+- :func:`knn_probe`: weighted k-nearest-neighbour vote on cosine similarity [1]_ [2]_.
+- :func:`layerwise_probe`: a probe on every backbone stage.
+- :func:`label_efficiency`: accuracy against the number of labels, next to random
+  features, a supervised network and raw pixels.
+
+References
+----------
+.. [1] Wu, Xiong, Yu & Lin, "Unsupervised Feature Learning via Non-Parametric
+   Instance Discrimination", CVPR 2018, arXiv:1805.01978.
+.. [2] Caron et al., "Emerging Properties in Self-Supervised Vision Transformers"
+   (DINO), ICCV 2021, arXiv:2104.14294.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._data import check_images
+
+BASELINES = ("random", "supervised", "pixels")
+
+
+def linear_probe(featurizer, X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
+    """Test accuracy of a logistic regression on frozen features.
+
+    The features of ``X_train`` are standardised and a multinomial logistic
+    regression is fitted on them; the featurizer itself is not refitted.
+
+    Parameters
+    ----------
+    featurizer : fitted transformer
+        Any fitted transformer, usually an skssl featurizer.
+    X_train, X_test : array-like
+        Labelled training and test images, in the layout the featurizer takes.
+    y_train, y_test : array-like of shape (n_train,) and (n_test,)
+        Their labels.
+    C : float, default=1.0
+        Inverse regularisation strength of the logistic regression.
+    max_iter : int, default=1000
+        Iterations of its solver.
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of test images classified correctly.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> from skssl.evaluation import linear_probe
+    >>> X, y = load_digits(return_X_y=True)
+    >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X[:100])
+    >>> accuracy = linear_probe(featurizer, X[:100], y[:100], X[100:200], y[100:200])
+    >>> 0.0 <= accuracy <= 1.0
+    True
+    """
+    check_is_fitted(featurizer)
+    return _linear_accuracy(
+        featurizer.transform(X_train), y_train, featurizer.transform(X_test), y_test, C=C, max_iter=max_iter
+    )
+
+
+def pixel_probe(X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
+    """Test accuracy of the same logistic-regression probe on raw pixels.
+
+    Parameters
+    ----------
+    X_train, X_test : array-like
+        Images of any layout; each is flattened to one row of pixels.
+    y_train, y_test : array-like
+        Their labels.
+    C : float, default=1.0
+        Inverse regularisation strength.
+    max_iter : int, default=1000
+        Iterations of the solver.
+
+    Returns
+    -------
+    accuracy : float
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl.evaluation import pixel_probe
+    >>> X, y = load_digits(return_X_y=True)
+    >>> accuracy = pixel_probe(X[:500], y[:500], X[500:], y[500:])
+    >>> accuracy > 0.85
+    True
+    """
+    return _linear_accuracy(_flat(X_train), y_train, _flat(X_test), y_test, C=C, max_iter=max_iter)
+
+
+def knn_probe(featurizer, X_train, y_train, X_test, y_test, *, k=200, temperature=0.1):
+    """Test accuracy of a weighted k-nearest-neighbour vote on frozen features.
+
+    The protocol of [1]_ and [2]_: features are L2-normalised, the ``k`` training
+    images most similar (cosine) to a test image vote for their class, each with
+    weight ``exp(similarity / temperature)``, and the class with the most weight wins.
+
+    Parameters
+    ----------
+    featurizer : fitted transformer
+        Any fitted transformer, usually an skssl featurizer.
+    X_train, X_test : array-like
+        Labelled training and test images.
+    y_train, y_test : array-like
+        Their labels.
+    k : int, default=200
+        Neighbours per test image; at most the number of training images.
+    temperature : float, default=0.1
+        Sharpness of the vote: small values let the nearest neighbours dominate.
+
+    Returns
+    -------
+    accuracy : float
+
+    References
+    ----------
+    .. [1] Wu et al., CVPR 2018, arXiv:1805.01978, section 3.4.
+    .. [2] Caron et al. (DINO), ICCV 2021, arXiv:2104.14294, "k-NN classification".
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> from skssl.evaluation import knn_probe
+    >>> X, y = load_digits(return_X_y=True)
+    >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X[:100])
+    >>> accuracy = knn_probe(featurizer, X[:100], y[:100], X[100:200], y[100:200], k=10)
+    >>> 0.0 <= accuracy <= 1.0
+    True
+    """
+    check_is_fitted(featurizer)
+    return _knn_accuracy(
+        featurizer.transform(X_train), y_train, featurizer.transform(X_test), y_test, k=k, temperature=temperature
+    )
+
+
+def layerwise_probe(featurizer, X_train, y_train, X_test, y_test, *, probe="linear"):
+    """Probe the features of every backbone stage, not only the featurizer's ``layer``.
+
+    Which stage holds the most useful features depends on the pretext task:
+    rotation features peak before the last stage, reconstruction features often
+    early. The featurizer is read, never changed.
+
+    Parameters
+    ----------
+    featurizer : fitted skssl featurizer
+        Its ``task_.backbone`` gives the stages.
+    X_train, X_test : array-like
+        Labelled training and test images.
+    y_train, y_test : array-like
+        Their labels.
+    probe : {"linear", "knn"}, default="linear"
+        :func:`linear_probe` or :func:`knn_probe` with their defaults.
+
+    Returns
+    -------
+    table : DataFrame or list of dict
+        One row per stage, in network order, with columns ``layer``, ``n_features``
+        and ``accuracy``; a list of dicts when pandas is not installed.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> from skssl.evaluation import layerwise_probe
+    >>> X, y = load_digits(return_X_y=True)
+    >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X[:100])
+    >>> table = layerwise_probe(featurizer, X[:100], y[:100], X[100:200], y[100:200])
+    >>> len(table)
+    3
+    """
+    if probe not in ("linear", "knn"):
+        raise ValueError(f"probe must be 'linear' or 'knn', got {probe!r}.")
+    check_is_fitted(featurizer)
+    accuracy_of = _linear_accuracy if probe == "linear" else _knn_accuracy
+    shape = featurizer.image_shape
+    train_images = check_images(featurizer, X_train, reset=False, image_shape=shape)
+    test_images = check_images(featurizer, X_test, reset=False, image_shape=shape)
+    rows = []
+    for name in featurizer.task_.backbone.stage_names:
+        train_features = featurizer._embed(train_images, layer=name)
+        test_features = featurizer._embed(test_images, layer=name)
+        accuracy = accuracy_of(train_features, y_train, test_features, y_test)
+        rows.append({"layer": name, "n_features": train_features.shape[1], "accuracy": accuracy})
+    return _table(rows)
+
+
+def label_efficiency(
+    featurizer,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    *,
+    n_labels=(10, 20, 50, 100, 500, 1000, None),
+    baselines=BASELINES,
+    supervised_params=None,
+    random_state=0,
+):
+    """Linear-probe accuracy against the number of labels, next to three baselines.
+
+    For each size ``n`` a subset of ``n`` labelled training images is drawn (one
+    per class first, where ``n`` allows, then at random; the subsets are nested)
+    and each method is scored on the whole test set:
+
+    - the featurizer: :func:`linear_probe` on its frozen features;
+    - ``"random"``: the same probe on a :class:`~skssl.baselines.RandomFeaturizer`
+      with the featurizer's backbone, layer and pooling, fitted on ``X_train``;
+    - ``"supervised"``: a :class:`~skssl.baselines.SupervisedClassifier` with the
+      same backbone, trained end to end on the ``n`` labels;
+    - ``"pixels"``: the same probe on raw pixels.
+
+    Parameters
+    ----------
+    featurizer : fitted skssl featurizer
+        The features to evaluate; never refitted.
+    X_train, X_test : array-like
+        Training images (the labelled pool) and test images.
+    y_train, y_test : array-like
+        Their labels.
+    n_labels : sequence of int or None, default=(10, 20, 50, 100, 500, 1000, None)
+        Numbers of labelled images (at least 2); ``None`` means all of ``X_train``.
+        Sizes above ``len(X_train)`` are skipped.
+    baselines : sequence of {"random", "supervised", "pixels"}, \
+default=("random", "supervised", "pixels")
+        The baselines to run.
+    supervised_params : dict, default=None
+        Further :class:`~skssl.baselines.SupervisedClassifier` parameters, e.g.
+        ``{"max_epochs": 10}``; backbone, pooling, device and image shape come
+        from the featurizer.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the subsets, and the baselines' weights when the featurizer has no
+        integer ``random_state``.
+
+    Returns
+    -------
+    table : DataFrame or list of dict
+        Columns ``n_labels``, ``method`` and ``accuracy``; ``method`` is the
+        featurizer's class name or a baseline's name. A list of dicts when pandas
+        is not installed.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> from skssl.evaluation import label_efficiency
+    >>> X, y = load_digits(return_X_y=True)
+    >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X[:200])
+    >>> table = label_efficiency(featurizer, X[:200], y[:200], X[200:400], y[200:400],
+    ...                          n_labels=(20, None), baselines=("random", "pixels"))
+    >>> len(table)
+    6
+    """
+    from .baselines import RandomFeaturizer, SupervisedClassifier
+
+    check_is_fitted(featurizer)
+    unknown = set(baselines) - set(BASELINES)
+    if unknown:
+        raise ValueError(f"Unknown baselines {sorted(unknown)}; choose from {BASELINES}.")
+    sizes = _label_sizes(n_labels, len(y_train))
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    order = _labelled_order(y_train, check_random_state(random_state))
+    params = featurizer.get_params(deep=False)
+    seed = params.get("random_state")
+    if not isinstance(seed, Integral):
+        seed = check_random_state(random_state).randint(2**31 - 1)
+    shared = {name: params[name] for name in ("backbone", "backbone_kwargs", "device", "image_shape") if name in params}
+
+    features = {type(featurizer).__name__: (featurizer.transform(X_train), featurizer.transform(X_test))}
+    if "random" in baselines:
+        random_features = RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_, random_state=seed)
+        random_features.fit(X_train)
+        features["random"] = (random_features.transform(X_train), random_features.transform(X_test))
+    if "pixels" in baselines:
+        features["pixels"] = (_flat(X_train), _flat(X_test))
+
+    rows = []
+    for n in sizes:
+        labelled = order[:n]
+        for method in dict.fromkeys([type(featurizer).__name__, *baselines]):
+            if method == "supervised":
+                classifier = SupervisedClassifier(
+                    **shared, pool=params.get("pool", "auto"), random_state=seed, **(supervised_params or {})
+                )
+                classifier.fit(_take(X_train, labelled), y_train[labelled])
+                accuracy = classifier.score(X_test, y_test)
+            else:
+                train_features, test_features = features[method]
+                accuracy = _linear_accuracy(train_features[labelled], y_train[labelled], test_features, y_test)
+            rows.append({"n_labels": n, "method": method, "accuracy": float(accuracy)})
+    return _table(rows)
+
+
+def plot_label_efficiency(table, ax=None):
+    """Draw accuracy against the number of labels, one line per method.
+
+    Parameters
+    ----------
+    table : DataFrame or list of dict
+        The output of :func:`label_efficiency`.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> table = [{"n_labels": 10, "method": "pixels", "accuracy": 0.5},
+    ...          {"n_labels": 100, "method": "pixels", "accuracy": 0.8}]
+    >>> ax = plot_label_efficiency(table)  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    records = _records(table)
+    for method in dict.fromkeys(row["method"] for row in records):  # first-seen order
+        points = sorted((row["n_labels"], row["accuracy"]) for row in records if row["method"] == method)
+        ax.plot(*zip(*points), marker="o", label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training images")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_layerwise(table, ax=None):
+    """Draw probe accuracy per backbone stage as bars, labelled with feature counts.
+
+    Parameters
+    ----------
+    table : DataFrame or list of dict
+        The output of :func:`layerwise_probe`.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> table = [{"layer": "conv1", "n_features": 256, "accuracy": 0.7},
+    ...          {"layer": "conv2", "n_features": 128, "accuracy": 0.8}]
+    >>> ax = plot_layerwise(table)  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    records = _records(table)
+    bars = ax.bar([row["layer"] for row in records], [row["accuracy"] for row in records])
+    ax.bar_label(bars, labels=[f"{row['n_features']} feat." for row in records], fontsize="small")
+    ax.set_xlabel("backbone stage")
+    ax.set_ylabel("probe accuracy")
+    ax.set_ylim(0, 1.1)
+    return ax
+
+
+def _knn_predict(train_features, train_labels, test_features, k, temperature, chunk_size=None):
+    """Weighted k-NN labels of ``test_features``: cosine top-k, votes ``exp(sim / T)``.
+
+    Ties go to the class that sorts first. The test set is processed in chunks of
+    ``chunk_size`` rows (by default, about 16M similarities at a time).
+    """
+    train_features, test_features = _normalize(train_features), _normalize(test_features)
+    classes, train_codes = np.unique(np.asarray(train_labels), return_inverse=True)
+    n_train, n_classes = len(train_features), len(classes)
+    k = min(int(k), n_train)
+    chunk_size = chunk_size or max(1, 2**24 // n_train)
+    predictions = []
+    for start in range(0, len(test_features), chunk_size):
+        similarity = test_features[start:start + chunk_size] @ train_features.T  # (m, n_train)
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]  # (m, k), unordered
+        top = np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
+        # exp((s - max) / T) is proportional to exp(s / T) per row, and cannot overflow.
+        weights = np.exp((top - top.max(axis=1, keepdims=True)) / temperature)  # (m, k)
+        cells = np.arange(len(top))[:, None] * n_classes + train_codes[nearest]  # (m, k)
+        votes = np.bincount(cells.ravel(), weights.ravel(), minlength=len(top) * n_classes)
+        predictions.append(votes.reshape(len(top), n_classes).argmax(axis=1))
+    return classes[np.concatenate(predictions)]
+
+
+def _knn_accuracy(train_features, y_train, test_features, y_test, *, k=200, temperature=0.1):
+    if not (isinstance(k, Integral) and k >= 1) or not temperature > 0:
+        raise ValueError(f"k must be a positive integer and temperature positive; got k={k!r}, temperature={temperature!r}.")
+    predicted = _knn_predict(train_features, y_train, test_features, k, temperature)
+    return float(np.mean(predicted == np.asarray(y_test)))
+
+
+def _linear_accuracy(train_features, y_train, test_features, y_test, *, C=1.0, max_iter=1000):
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    return float(probe.fit(train_features, y_train).score(test_features, y_test))
+
+
+def _normalize(features):
+    features = np.asarray(features)
+    features = features.astype(np.result_type(features.dtype, np.float32), copy=False)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)
+
+
+def _labelled_order(y, rng):
+    """A random order of the rows with one row of each class first: its prefixes are
+    nested subsets that hold as many classes as their size allows."""
+    permutation = rng.permutation(len(y))
+    _, first = np.unique(y[permutation], return_index=True)
+    firsts = np.sort(first)  # one row per class, classes in random order
+    rest = np.setdiff1d(np.arange(len(y)), firsts, assume_unique=True)
+    return permutation[np.concatenate([firsts, rest])]
+
+
+def _label_sizes(n_labels, n_train):
+    sizes = []
+    for n in n_labels:
+        if n is not None and not (isinstance(n, Integral) and n >= 2):
+            raise ValueError(f"n_labels holds {n!r}; use integers of at least 2, or None for all.")
+        n = n_train if n is None else int(n)
+        if n <= n_train and n not in sizes:
+            sizes.append(n)
+    return sizes
+
+
+def _flat(X):
+    X = np.asarray(X)
+    return X.reshape(len(X), -1)
+
+
+def _take(X, rows):
+    return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+
+
+def _table(rows):
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
+
+
+def _records(table):
+    return table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            "Plotting needs matplotlib: pip install skssl[plot] (or pip install matplotlib)."
+        ) from exc
+    return plt
