@@ -158,6 +158,11 @@ def check_images(estimator, X, *, reset, image_shape=None):
         layout = _nd_layout(X.shape, shape, source)
         images = X.transpose(0, 3, 1, 2) if layout == "nhwc" else X
 
+    if min(images.shape[1:]) == 0:
+        raise ValueError(
+            f"X holds empty images of shape (C, H, W)={tuple(images.shape[1:])}; every "
+            f"image needs at least one channel, row and column."
+        )
     if reset:
         estimator.image_shape_ = tuple(images.shape[1:])
     elif tuple(images.shape[1:]) != tuple(estimator.image_shape_):
@@ -181,10 +186,13 @@ def value_range(images):
 
 
 def to_tensor(images, device):
-    """Copy a (slice of an) NCHW array to ``device``, keeping uint8 as uint8."""
+    """Copy a (slice of an) NCHW array to ``device`` in its own dtype.
+
+    uint8 stays uint8 (4x less memory than float); float64 stays float64 until
+    :func:`skssl._training.to_unit` scales it, so values beyond float32's range
+    survive.
+    """
     batch = np.ascontiguousarray(images)
-    if batch.dtype == np.float64:
-        batch = batch.astype(np.float32)
-    elif not batch.flags.writeable:
+    if not batch.flags.writeable:
         batch = batch.copy()  # torch.from_numpy warns about read-only memory
     return torch.from_numpy(batch).to(device, non_blocking=True)

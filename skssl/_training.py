@@ -16,9 +16,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 
 def to_unit(batch, value_range):
-    """Map raw pixel values onto [0, 1] as float32."""
+    """Map raw pixel values onto [0, 1] as float32 (computing in float64 for float64)."""
     low, high = value_range
-    return (batch.float() - low) / (high - low)
+    wide = batch.dtype == torch.float64
+    return ((batch if wide else batch.float()) - low).div_(high - low).float()
 
 
 def _snapshot(module):
@@ -67,7 +68,14 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         is returned, with a warning.
     """
     n_images = images.shape[0]
-    batch_size = min(batch_size, n_images)
+    if batch_size > n_images:
+        warnings.warn(
+            f"batch_size={batch_size} is larger than the {n_images} training images; "
+            f"using batches of {n_images}. Pass a smaller batch_size to silence this.",
+            UserWarning,
+            stacklevel=3,
+        )
+        batch_size = n_images
     steps_per_epoch = n_images // batch_size
     optimizer = torch.optim.AdamW(task.parameters(), lr=learning_rate, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(

@@ -289,8 +289,8 @@ default="small_cnn"
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes; y holds "
-                f"only the class {self.classes_[0]!r}."
+                f"{type(self).__name__} needs at least 2 classes to learn from; y holds "
+                f"1 class ({self.classes_[0]!r})."
             )
         device = _resolve_device(self.device)
         model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
@@ -360,7 +360,8 @@ default="small_cnn"
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def _resolve_pool(self):
         if self.pool != "auto":

@@ -1,0 +1,129 @@
+"""Bad input gets a clear ValueError/TypeError naming the problem and the fix, and the
+caller's data is never modified."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.exceptions import NotFittedError
+
+from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
+
+FEATURIZERS = [RotNetFeaturizer, SimCLRFeaturizer, DenoisingAEFeaturizer]
+TINY = dict(max_epochs=1, batch_size=8, device="cpu", random_state=0)
+GOOD = np.random.default_rng(0).random((16, 64))
+
+BAD_X = [
+    ("nan", np.where(np.eye(16, 64) > 0, np.nan, GOOD), {}, ValueError, "NaN"),
+    ("+inf", np.where(np.eye(16, 64) > 0, np.inf, GOOD), {}, ValueError, "infinity"),
+    ("-inf", np.where(np.eye(16, 64) > 0, -np.inf, GOOD), {}, ValueError, "infinity"),
+    ("empty", np.zeros((0, 64)), {}, ValueError, "0 sample"),
+    ("1-D", GOOD[0], {}, ValueError, "Reshape your data"),
+    ("5-D", np.zeros((2, 1, 1, 8, 8)), {}, ValueError, "5 dimension"),
+    ("object strings", np.full((16, 64), "a", dtype=object), {}, ValueError, "convert"),
+    ("unicode strings", np.full((16, 64), "a"), {}, ValueError, "convert|numeric"),
+    ("complex", GOOD.astype(complex), {}, ValueError, "Complex data not supported"),
+    ("sparse", sp.csr_matrix(GOOD), {}, TypeError, "dense data is required.*toarray"),
+    ("ragged", [[0.0] * 64, [0.0] * 63], {}, ValueError, "ragged"),
+    ("None", None, {}, TypeError, "X is None"),
+    ("image_shape mismatch", GOOD, {"image_shape": (7, 7)}, ValueError, "holds 49 values.*64 columns"),
+    ("ambiguous 4-D layout", np.zeros((4, 3, 8, 3)), {}, ValueError, "Cannot tell.*image_shape"),
+]
+
+BAD_PARAMETERS = [
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"max_epochs": -1}, ValueError, "max_epochs"),
+    ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+    ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+    ({"backbone": "vgg99"}, ValueError, "backbone"),
+    ({"backbone": 3}, ValueError, "backbone"),
+    ({"device": "tpu"}, ValueError, "device"),
+    ({"layer": "fc9"}, ValueError, "not a stage"),
+    ({"layer": 7}, ValueError, "out of range"),
+    ({"backbone_kwargs": {"depth": 3}}, TypeError, "backbone_kwargs"),
+]
+
+
+@pytest.mark.parametrize("cls", FEATURIZERS)
+@pytest.mark.parametrize("name, X, params, error, message", BAD_X, ids=[row[0] for row in BAD_X])
+def test_bad_x(cls, name, X, params, error, message):
+    before = None if X is None or isinstance(X, list) else X.copy()
+    with pytest.raises(error, match=message):
+        cls(**TINY, **params).fit(X)
+    if before is not None:
+        assert (X != before).nnz == 0 if sp.issparse(X) else np.array_equal(X, before, equal_nan=X.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("cls", FEATURIZERS)
+@pytest.mark.parametrize("params, error, message", BAD_PARAMETERS, ids=[str(p[0]) for p in BAD_PARAMETERS])
+def test_bad_parameters(cls, params, error, message):
+    with pytest.raises(error, match=message):
+        cls(**{**TINY, **params}).fit(GOOD)
+
+
+@pytest.mark.parametrize("cls", FEATURIZERS)
+def test_transform_errors(cls):
+    featurizer = cls(**TINY)
+    with pytest.raises(NotFittedError):
+        featurizer.transform(GOOD)
+    featurizer.fit(GOOD)
+    with pytest.raises(ValueError, match="X has 81 features, but .* expecting 64"):
+        featurizer.transform(np.zeros((2, 81)))
+    with pytest.raises(ValueError, match="fitted on"):
+        featurizer.transform(np.zeros((2, 4, 16)))
+    with pytest.raises(ValueError, match="NaN"):
+        featurizer.transform(np.full((2, 64), np.nan))
+
+
+def test_fewer_images_than_a_batch_warns_and_trains():
+    with pytest.warns(UserWarning, match="batch_size=64 is larger than the 10 training images"):
+        featurizer = RotNetFeaturizer(max_epochs=1, batch_size=64, device="cpu").fit(GOOD[:10])
+    assert featurizer.n_iter_ == 1
+
+
+@pytest.mark.parametrize("cls", FEATURIZERS)
+def test_unusual_but_valid_arrays(cls):
+    """bool, int64, huge values, Fortran order, read-only, a single sample: finite features."""
+    rng = np.random.default_rng(0)
+    read_only = rng.random((16, 64))
+    read_only.flags.writeable = False
+    for X in [
+        rng.random((16, 64)) > 0.5,
+        rng.integers(-(2**40), 2**40, size=(16, 64)),
+        rng.random((16, 64)) * 1e300,  # beyond float32
+        np.asfortranarray(rng.random((16, 8, 8))),
+        read_only,
+    ]:
+        featurizer = cls(**TINY).fit(X)
+        assert np.isfinite(featurizer.transform(X)).all()
+        assert np.isfinite(featurizer.transform(X[:1])).all()
+
+
+ARRAYS = hnp.arrays(
+    dtype=st.sampled_from([np.uint8, np.int16, np.int64, np.float32, np.float64, np.bool_]),
+    shape=hnp.array_shapes(min_dims=1, max_dims=5, min_side=0, max_side=9),
+    elements={"allow_nan": True, "allow_infinity": True},
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(X=ARRAYS)
+def test_fuzzed_inputs_are_accepted_or_refused_clearly(X):
+    """Any shape and dtype: a documented error, or finite features from finite input."""
+    before = X.copy()
+    featurizer = DenoisingAEFeaturizer(max_epochs=1, batch_size=4, device="cpu", random_state=0)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            features = featurizer.fit(X).transform(X)
+    except (ValueError, TypeError) as exc:
+        assert str(exc)  # a message, not a bare exception
+    else:
+        if np.isfinite(X.astype(np.float64)).all():
+            assert np.isfinite(features).all()
+    np.testing.assert_array_equal(X, before)
+
