@@ -34,7 +34,8 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
     Parameters
     ----------
     task : PretextTask
-        ``task(batch, generator)`` returns the scalar pretext loss of a [0, 1] batch.
+        ``task(batch, generator)`` returns the scalar pretext loss of a [0, 1] batch;
+        ``task.after_step(progress)`` runs after every optimizer step.
     images : Tensor of shape (n, C, H, W)
         The training set, already on the training device.
     value_range : tuple of float
@@ -78,9 +79,8 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         batch_size = n_images
     steps_per_epoch = n_images // batch_size
     optimizer = torch.optim.AdamW(task.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, steps_per_epoch * max_epochs)
-    )
+    total_steps = max(1, steps_per_epoch * max_epochs)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     history = []
     if resume is not None:
         task.load_state_dict(resume["task"])
@@ -107,6 +107,7 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                task.after_step(schedule.last_epoch / total_steps)
                 total += loss.detach()
             epoch_loss = float(total) / steps_per_epoch  # the one host sync per epoch
             if not math.isfinite(epoch_loss):

@@ -131,6 +131,10 @@ class PretextTask(torch.nn.Module, ABC):
     def forward(self, batch, generator):
         return self.loss(*self.views(batch, generator))
 
+    def after_step(self, progress):
+        """Called after every optimizer step with the fraction of training done
+        (momentum encoders update here); does nothing by default."""
+
 
 class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Pretext-train a backbone on unlabeled images; transform images to its features.
