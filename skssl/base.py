@@ -310,12 +310,15 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """Pooled features of ``layer`` for NCHW ``images``, streamed in batches."""
         backbone = self.task_.backbone
         device = backbone.mean.device
-        chunks = []
+        features = None
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 batch = to_unit(to_tensor(images[start:start + batch_size], device), self.value_range_)
-                chunks.append(pool(backbone(batch, upto=layer), self.pool_).float().cpu())
-        return torch.cat(chunks).numpy()
+                chunk = pool(backbone(batch, upto=layer), self.pool_).float().cpu().numpy()
+                if features is None:  # filled in place: peak memory is the output plus one batch
+                    features = np.empty((len(images), chunk.shape[1]), dtype=np.float32)
+                features[start:start + len(chunk)] = chunk
+        return features
 
     def _resolve_layer(self, stage_names):
         if self.layer == "auto":

@@ -229,3 +229,21 @@ def test_save_refuses_module_backbones(tmp_path):
     featurizer = DenoisingAEFeaturizer(**{**TINY, "max_epochs": 1}, backbone=InterruptingNet).fit(X)
     with pytest.raises(TypeError, match="joblib.dump"):
         featurizer.save(tmp_path / "model.pt")
+
+
+def test_grid_search_is_deterministic_across_n_jobs():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    X_all, y_all = load_digits(return_X_y=True)
+    X_small, y_small = X_all[:120], y_all[:120]
+    pipe = make_pipeline(RotNetFeaturizer(**{**TINY, "max_epochs": 1}), LogisticRegression(max_iter=200))
+    grid = {"rotnetfeaturizer__max_epochs": [1, 2]}
+    results = [GridSearchCV(pipe, grid, cv=2, n_jobs=n_jobs).fit(X_small, y_small) for n_jobs in (1, 2)]
+    np.testing.assert_array_equal(*(r.cv_results_["mean_test_score"] for r in results))
+    np.testing.assert_array_equal(*(r.best_estimator_[0].transform(X_small) for r in results))
+    assert results[0].best_estimator_[0].history_ == [
+        {**h, "seconds": results[0].best_estimator_[0].history_[i]["seconds"]}
+        for i, h in enumerate(results[1].best_estimator_[0].history_)
+    ]
