@@ -2,6 +2,7 @@
 throughput against bare inference of the cut backbone.
 
     python benchmarks/throughput.py [--mnist ../shared/data/mnist_train.npz] [--repeats 3]
+        [--keras-python ENV/bin/python] [--lightly-python ENV/bin/python]
 
 For each method: *pretext* images/s is what ``fit`` achieves (network inputs per
 second, e.g. RotNet's four rotations count four; timed from ``history_`` after a
@@ -12,8 +13,10 @@ interleaved and the medians of ``--repeats`` runs are reported.
 """
 
 import argparse
+import json
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -92,6 +95,9 @@ def main():
     parser.add_argument("--n-images", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keras-python", help="interpreter of an environment with tensorflow-cpu")
+    parser.add_argument("--lightly-python", help="interpreter of an environment with lightly")
+    parser.add_argument("--peers-only", action="store_true", help="skip the per-method table")
     args = parser.parse_args()
     X, data_name = load_images(args.mnist, args.n_images)
     featurizers = [
@@ -107,7 +113,7 @@ def main():
     header = "| method | backbone | device | pretext inputs/s | model-only inputs/s | ratio | transform img/s | bare inference img/s | ratio |"
     print(header)
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for featurizer in featurizers:
+    for featurizer in [] if args.peers_only else featurizers:
         pretext, model, transform, bare = [], [], [], []
         for _ in range(args.repeats):  # A/B interleaved
             fitted, rate = pretext_rate(featurizer, X, args.epochs)
@@ -120,6 +126,42 @@ def main():
         print(
             f"| {type(featurizer).__name__} | {featurizer.backbone} | cpu | {p:,.0f} | {m:,.0f} | "
             f"{p / m:.2f} | {t:,.0f} | {b:,.0f} | {t / b:.2f} |",
+            flush=True,
+        )
+    if args.keras_python or args.lightly_python:
+        compare_with_peers(args, X)
+
+
+def peer_rate(python, peer, mnist, epochs):
+    """Run ``peers.py`` under another environment's interpreter; its images/s."""
+    script = Path(__file__).with_name("peers.py")
+    output = subprocess.run(
+        [python, str(script), peer, "--mnist", mnist, "--epochs", str(epochs)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def compare_with_peers(args, X):
+    """RotNet against the Keras lab and SimCLR against lightly, A/B interleaved."""
+    pairs = [
+        ("keras", args.keras_python, RotNetFeaturizer(batch_size=48, random_state=0, device="cpu"), 1),
+        ("lightly", args.lightly_python, SimCLRFeaturizer(batch_size=256, random_state=0, device="cpu"), 2),
+    ]
+    print("\n| skssl | peer | skssl images/s | peer images/s | unit | ratio |")
+    print("| --- | --- | ---: | ---: | --- | ---: |")
+    for peer, python, featurizer, inputs_per_image in pairs:
+        if not python:
+            continue
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            result = peer_rate(python, peer, args.mnist, args.epochs)
+            theirs.append(result["images_per_second"])
+            ours.append(pretext_rate(featurizer, X[:10000], args.epochs)[1] / inputs_per_image)
+        o, t = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"| {type(featurizer).__name__} | {result['version']} | {o:,.0f} | {t:,.0f} | "
+            f"{result['unit']} | {o / t:.2f} |",
             flush=True,
         )
 

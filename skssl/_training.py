@@ -28,7 +28,7 @@ def _snapshot(module):
 
 def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
           weight_decay, generator, verbose=0, tol=1e-4, n_iter_no_change=None,
-          resume=None, on_epoch_end=None):
+          resume=None, on_epoch_end=None, targets=None):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
     Parameters
@@ -60,6 +60,9 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         A state from ``on_epoch_end`` to continue from.
     on_epoch_end : callable or None
         Called with the run's state after every epoch (for checkpoints).
+    targets : Tensor of shape (n,) or None
+        Labels on the training device, for supervised baselines: each batch's
+        labels are passed as ``task(batch, generator, labels)``.
 
     Returns
     -------
@@ -102,7 +105,10 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
                 indices = order[step * batch_size:(step + 1) * batch_size]
                 batch = to_unit(images[indices], value_range)
                 with autocast:
-                    loss = task(batch, generator)
+                    if targets is None:
+                        loss = task(batch, generator)
+                    else:  # supervised training: the labels travel with the images
+                        loss = task(batch, generator, targets[indices])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
