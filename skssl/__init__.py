@@ -13,8 +13,10 @@ Examples
 (3,)
 """
 
+from . import datasets, evaluation
 from ._persistence import load
 from .base import BaseFeaturizer
+from .baselines import RandomFeaturizer, SupervisedClassifier
 from .methods import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
 
 __version__ = "0.1.0"
@@ -22,8 +24,12 @@ __version__ = "0.1.0"
 __all__ = [
     "BaseFeaturizer",
     "DenoisingAEFeaturizer",
+    "RandomFeaturizer",
     "RotNetFeaturizer",
     "SimCLRFeaturizer",
+    "SupervisedClassifier",
     "__version__",
+    "datasets",
+    "evaluation",
     "load",
 ]
