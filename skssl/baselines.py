@@ -21,7 +21,7 @@ from torch import nn
 from ._data import check_images, to_tensor, value_range
 from ._training import to_unit, train
 from .backbones import Backbone, build_stages, pool
-from .base import BaseFeaturizer, _channel_stats, _resolve_device
+from .base import BaseFeaturizer, PretextTask, _channel_stats, _resolve_device
 
 
 class FrozenTask(nn.Module):
@@ -95,7 +95,8 @@ default="small_cnn"
 
     _parameter_constraints = {
         name: BaseFeaturizer._parameter_constraints[name]
-        for name in ("backbone", "backbone_kwargs", "layer", "pool", "device", "image_shape", "random_state")
+        for name in ("backbone", "backbone_kwargs", "layer", "pool", "device", "image_shape",
+                     "random_state")
     }
 
     def __init__(
@@ -142,8 +143,12 @@ default="small_cnn"
         return FrozenTask(backbone)
 
 
-class ClassificationTask(nn.Module):
-    """Backbone, pooling and a linear head, trained with cross-entropy on labels."""
+class ClassificationTask(PretextTask):
+    """Backbone, pooling and a linear head, trained with cross-entropy on labels.
+
+    The loop hands each batch's labels over as ``targets``; the images are shown
+    as they are (no augmentation).
+    """
 
     def __init__(self, backbone, pool_how, n_classes):
         super().__init__()
@@ -154,8 +159,15 @@ class ClassificationTask(nn.Module):
     def logits(self, batch):
         return self.head(pool(self.backbone(batch), self.pool_how))  # (B, n_classes)
 
+    def views(self, batch, generator):
+        return batch, None  # the targets are the labels, which come from the loop
+
+    def loss(self, inputs, targets):
+        return F.cross_entropy(self.logits(inputs), targets)
+
     def forward(self, batch, generator, targets):
-        return F.cross_entropy(self.logits(batch), targets)
+        inputs, _ = self.views(batch, generator)
+        return self.loss(inputs, targets)
 
 
 class SupervisedClassifier(ClassifierMixin, BaseEstimator):

@@ -18,7 +18,7 @@ METHODS = {
 }
 
 
-def demo(*, methods=tuple(METHODS), max_epochs=None, label_fraction=0.1, random_state=0, out=sys.stdout):
+def demo(*, methods=tuple(METHODS), max_epochs=None, label_fraction=0.1, random_state=0, out=None):
     """Pretext-train each method on unlabeled digits, then probe with a few labels.
 
     Half of sklearn's digits are the unlabeled pretext set; ``label_fraction`` of all
@@ -27,6 +27,7 @@ def demo(*, methods=tuple(METHODS), max_epochs=None, label_fraction=0.1, random_
     """
     from .datasets import load_digits_images
 
+    out = sys.stdout if out is None else out
     X, y = load_digits_images()
     X_pool, X_test, y_pool, y_test = train_test_split(
         X, y, test_size=0.5, stratify=y, random_state=random_state

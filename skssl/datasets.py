@@ -63,8 +63,9 @@ def load_mnist(path, *, subset="train"):
     path : str or path-like
         An ``.npz`` file with arrays ``X`` and ``y``; a directory holding
         ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (or ``t10k-*``),
-        each optionally gzipped; or the path of an images idx file, whose labels file
-        is its sibling with ``images-idx3`` replaced by ``labels-idx1``.
+        each optionally gzipped (torchvision's ``root``, with them in ``MNIST/raw``,
+        works too); or the path of an images idx file, whose labels file is its
+        sibling with ``images-idx3`` replaced by ``labels-idx1``.
     subset : {"train", "test"}, default="train"
         Which idx pair a directory is searched for: ``train-*`` (60,000 images) or
         ``t10k-*`` (10,000). Ignored for a file path.
@@ -107,13 +108,14 @@ def load_mnist(path, *, subset="train"):
         X = X.reshape(len(X), 28, 28) if X.ndim == 2 and X.shape[1] == 784 else X
         return _checked(X, y, path)
     if path.is_dir():
-        directory = path / "MNIST" / "raw" if (path / "MNIST" / "raw").is_dir() else path  # torchvision's layout
+        torchvision_layout = path / "MNIST" / "raw"
+        directory = torchvision_layout if torchvision_layout.is_dir() else path
         images_path, labels_path = _find(directory, images_name), _find(directory, labels_name)
     elif path.is_file():
         if not re.search(r"images[-.]idx3", path.name):
             raise ValueError(
-                f"{path} is neither an .npz file nor an images idx file "
-                f"(*-images-idx3-ubyte[.gz]). " + _MNIST_HELP.format(images=images_name, labels=labels_name)
+                f"{path} is neither an .npz file nor an images idx file (*-images-idx3-ubyte"
+                f"[.gz]). " + _MNIST_HELP.format(images=images_name, labels=labels_name)
             )
         images_path, images_name = path, path.name
         labels_name = re.sub(r"images([-.])idx3", r"labels\1idx1", path.name).removesuffix(".gz")
@@ -216,12 +218,13 @@ def make_shapes(n_samples=200, *, image_size=16, noise=0.0, random_state=None):
     dx = grid[None, None, :] - centre[:, 1, None, None]  # (n, 1, W)
     r = radius[:, None, None]
     bar = np.maximum(r / 3, 1.0)  # half the cross's stroke width
+    ax, ay = np.abs(dx), np.abs(dy)
     masks = np.stack(
         [
-            (np.abs(dx) <= r * 0.8) & (np.abs(dy) <= r * 0.8),  # square
-            ((np.abs(dx) <= bar / 2) & (np.abs(dy) <= r)) | ((np.abs(dy) <= bar / 2) & (np.abs(dx) <= r)),  # cross
+            (ax <= r * 0.8) & (ay <= r * 0.8),  # square
+            ((ax <= bar / 2) & (ay <= r)) | ((ay <= bar / 2) & (ax <= r)),  # cross
             dx**2 + dy**2 <= r**2,  # circle
-            (np.abs(dy) <= r) & (np.abs(dx) <= (dy + r) / 2),  # triangle, apex up
+            (ay <= r) & (ax <= (dy + r) / 2),  # triangle, apex up
         ]
     )  # (4, n, H, W)
     X = masks[y, np.arange(n_samples)].astype(np.float32)  # (n, H, W)

@@ -1,13 +1,15 @@
 """How good are the features? Probes, per-layer tables and label-efficiency curves.
 
-Every function takes an already fitted featurizer and never refits nor changes it:
-the labels only ever train a probe on top of frozen features.
+The probes take an already fitted featurizer and never refit nor change it: the
+labels only ever train a probe on top of frozen features.
 
-- :func:`linear_probe`: standardised features, logistic regression, test accuracy.
+- :func:`linear_probe`: standardised features, logistic regression, test accuracy;
+  :func:`pixel_probe` is the same on raw pixels.
 - :func:`knn_probe`: weighted k-nearest-neighbour vote on cosine similarity [1]_ [2]_.
 - :func:`layerwise_probe`: a probe on every backbone stage.
 - :func:`label_efficiency`: accuracy against the number of labels, next to random
   features, a supervised network and raw pixels.
+- :func:`plot_label_efficiency`, :func:`plot_layerwise`: their figures (matplotlib).
 
 References
 ----------
@@ -20,6 +22,7 @@ References
 from numbers import Integral
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -67,9 +70,8 @@ def linear_probe(featurizer, X_train, y_train, X_test, y_test, *, C=1.0, max_ite
     True
     """
     check_is_fitted(featurizer)
-    return _linear_accuracy(
-        featurizer.transform(X_train), y_train, featurizer.transform(X_test), y_test, C=C, max_iter=max_iter
-    )
+    train_features, test_features = featurizer.transform(X_train), featurizer.transform(X_test)
+    return _linear_accuracy(train_features, y_train, test_features, y_test, C=C, max_iter=max_iter)
 
 
 def pixel_probe(X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
@@ -143,9 +145,8 @@ def knn_probe(featurizer, X_train, y_train, X_test, y_test, *, k=200, temperatur
     True
     """
     check_is_fitted(featurizer)
-    return _knn_accuracy(
-        featurizer.transform(X_train), y_train, featurizer.transform(X_test), y_test, k=k, temperature=temperature
-    )
+    train_features, test_features = featurizer.transform(X_train), featurizer.transform(X_test)
+    return _knn_accuracy(train_features, y_train, test_features, y_test, k=k, temperature=temperature)
 
 
 def layerwise_probe(featurizer, X_train, y_train, X_test, y_test, *, probe="linear"):
@@ -219,7 +220,9 @@ def label_efficiency(
 
     - the featurizer: :func:`linear_probe` on its frozen features;
     - ``"random"``: the same probe on a :class:`~skssl.baselines.RandomFeaturizer`
-      with the featurizer's backbone, layer and pooling, fitted on ``X_train``;
+      with the featurizer's backbone, layer and pooling, fitted on ``X_train``
+      (with an integer ``random_state``: the very weights the featurizer's
+      pretext training started from);
     - ``"supervised"``: a :class:`~skssl.baselines.SupervisedClassifier` with the
       same backbone, trained end to end on the ``n`` labels;
     - ``"pixels"``: the same probe on raw pixels.
@@ -273,34 +276,39 @@ default=("random", "supervised", "pixels")
         raise ValueError(f"Unknown baselines {sorted(unknown)}; choose from {BASELINES}.")
     sizes = _label_sizes(n_labels, len(y_train))
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    order = _labelled_order(y_train, check_random_state(random_state))
+    rng = check_random_state(random_state)
+    order = _labelled_order(y_train, rng)
     params = featurizer.get_params(deep=False)
     seed = params.get("random_state")
-    if not isinstance(seed, Integral):
-        seed = check_random_state(random_state).randint(2**31 - 1)
-    shared = {name: params[name] for name in ("backbone", "backbone_kwargs", "device", "image_shape") if name in params}
+    seed = seed if isinstance(seed, Integral) else rng.randint(2**31 - 1)  # baselines' weights
+    shared = {key: params[key] for key in ("backbone", "backbone_kwargs", "device", "image_shape")
+              if key in params}
 
-    features = {type(featurizer).__name__: (featurizer.transform(X_train), featurizer.transform(X_test))}
+    name = type(featurizer).__name__
+    features = {name: (featurizer.transform(X_train), featurizer.transform(X_test))}
     if "random" in baselines:
-        random_features = RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_, random_state=seed)
-        random_features.fit(X_train)
-        features["random"] = (random_features.transform(X_train), random_features.transform(X_test))
+        untrained = RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_,
+                                     random_state=seed).fit(X_train)
+        features["random"] = (untrained.transform(X_train), untrained.transform(X_test))
     if "pixels" in baselines:
         features["pixels"] = (_flat(X_train), _flat(X_test))
+    supervised = SupervisedClassifier(**shared, pool=params.get("pool", "auto"), random_state=seed)
+    supervised.set_params(**(supervised_params or {}))
 
     rows = []
     for n in sizes:
         labelled = order[:n]
-        for method in dict.fromkeys([type(featurizer).__name__, *baselines]):
+        for method in dict.fromkeys([name, *baselines]):
             if method == "supervised":
-                classifier = SupervisedClassifier(
-                    **shared, pool=params.get("pool", "auto"), random_state=seed, **(supervised_params or {})
-                )
+                batch_size = min(supervised.batch_size, n)  # 10 labels: batches of 10
+                classifier = clone(supervised).set_params(batch_size=batch_size)
                 classifier.fit(_take(X_train, labelled), y_train[labelled])
                 accuracy = classifier.score(X_test, y_test)
             else:
                 train_features, test_features = features[method]
-                accuracy = _linear_accuracy(train_features[labelled], y_train[labelled], test_features, y_test)
+                accuracy = _linear_accuracy(
+                    train_features[labelled], y_train[labelled], test_features, y_test
+                )
             rows.append({"n_labels": n, "method": method, "accuracy": float(accuracy)})
     return _table(rows)
 
@@ -330,7 +338,8 @@ def plot_label_efficiency(table, ax=None):
         _, ax = plt.subplots(figsize=(5, 3.5))
     records = _records(table)
     for method in dict.fromkeys(row["method"] for row in records):  # first-seen order
-        points = sorted((row["n_labels"], row["accuracy"]) for row in records if row["method"] == method)
+        points = sorted((row["n_labels"], row["accuracy"]) for row in records
+                        if row["method"] == method)
         ax.plot(*zip(*points), marker="o", label=method)
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images")
@@ -399,7 +408,10 @@ def _knn_predict(train_features, train_labels, test_features, k, temperature, ch
 
 def _knn_accuracy(train_features, y_train, test_features, y_test, *, k=200, temperature=0.1):
     if not (isinstance(k, Integral) and k >= 1) or not temperature > 0:
-        raise ValueError(f"k must be a positive integer and temperature positive; got k={k!r}, temperature={temperature!r}.")
+        raise ValueError(
+            f"k must be a positive integer and temperature positive; got k={k!r}, "
+            f"temperature={temperature!r}."
+        )
     predicted = _knn_predict(train_features, y_train, test_features, k, temperature)
     return float(np.mean(predicted == np.asarray(y_test)))
 
