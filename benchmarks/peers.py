@@ -75,7 +75,10 @@ def lightly_simclr(X, epochs):
             image = Image.fromarray(self.images[index]).convert("RGB")
             return self.transform(image)
 
-    transform = SimCLRTransform(input_size=28, min_scale=0.3, vf_prob=0.0, hf_prob=0.0, rr_prob=0.0, cj_prob=0.8, random_gray_scale=0.2, gaussian_blur=0.0, normalize=None)
+    transform = SimCLRTransform(
+        input_size=28, min_scale=0.3, cj_prob=0.8, cj_strength=0.5, random_gray_scale=0.2,
+        gaussian_blur=0.0, vf_prob=0.0, hf_prob=0.0, rr_prob=0.0, normalize=None,
+    )  # skssl SimCLRFeaturizer defaults
     loader = torch.utils.data.DataLoader(
         MNISTViews(X[:10000], transform), batch_size=256, shuffle=True, drop_last=True, num_workers=2, persistent_workers=True
     )
