@@ -17,12 +17,26 @@ from . import datasets, evaluation
 from ._persistence import load
 from .base import BaseFeaturizer
 from .baselines import RandomFeaturizer, SupervisedClassifier
-from .methods import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
+from .methods import (
+    BarlowTwinsFeaturizer,
+    BYOLFeaturizer,
+    DenoisingAEFeaturizer,
+    MoCoFeaturizer,
+    RotNetFeaturizer,
+    SimCLRFeaturizer,
+    SimSiamFeaturizer,
+    VICRegFeaturizer,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BYOLFeaturizer",
+    "BarlowTwinsFeaturizer",
     "BaseFeaturizer",
+    "MoCoFeaturizer",
+    "SimSiamFeaturizer",
+    "VICRegFeaturizer",
     "DenoisingAEFeaturizer",
     "RandomFeaturizer",
     "RotNetFeaturizer",

@@ -1,0 +1,118 @@
+"""What the two-view ("Siamese") methods share: SimCLR's views and a momentum target.
+
+MoCo, BYOL, SimSiam, Barlow Twins and VICReg all embed two random views of every image
+with one backbone and compare them; they differ in the head, the loss and whether a
+slow-moving copy of the network supplies the targets.
+
+- [0] SimCLR, Chen et al., ICML 2020, arXiv:2002.05709 (the views).
+- [1] MoCo, He et al., CVPR 2020, arXiv:1911.05722 (the momentum update).
+- [2] BYOL, Grill et al., NeurIPS 2020, arXiv:2006.07733 (the cosine schedule).
+"""
+
+import copy
+import math
+from numbers import Real
+
+import torch
+from sklearn.utils._param_validation import Interval
+
+from ..backbones import pool
+from ..base import PretextTask
+from .simclr import simclr_view
+
+VIEW_CONSTRAINTS = {
+    "crop_scale": [tuple, list],
+    "flip_prob": [Interval(Real, 0, 1, closed="both")],
+    "jitter_strength": [Interval(Real, 0, 1, closed="both")],
+    "blur_prob": [Interval(Real, 0, 1, closed="both")],
+}
+
+VIEW_PARAMETERS_DOC = """\
+    crop_scale : tuple of 2 floats, default=(0.3, 1.0)
+        Range of the area fraction kept by the random resized crop.
+    flip_prob : float, default=0.0
+        Probability of a horizontal flip (0 suits digits and text, where a mirror
+        image is another symbol; 0.5 suits natural images).
+    jitter_strength : float, default=0.5
+        Colour jitter strength ``s`` of SimCLR: brightness, contrast and saturation
+        factors in ``[1 - 0.8 s, 1 + 0.8 s]``, hue shift up to ``0.2 s``.
+    blur_prob : float, default=0.0
+        Probability of a Gaussian blur per view."""
+
+
+def _fill_view_docstring(cls):
+    cls.__doc__ = cls.__doc__.replace("%(view_parameters)s", VIEW_PARAMETERS_DOC)
+    return cls
+
+
+def view_kwargs(featurizer):
+    """The keyword arguments of :func:`simclr_view` from a featurizer's parameters."""
+    low, high = featurizer.crop_scale
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {featurizer.crop_scale}.")
+    return dict(
+        crop_scale=(low, high),
+        flip_prob=featurizer.flip_prob,
+        jitter_strength=featurizer.jitter_strength,
+        blur_prob=featurizer.blur_prob,
+    )
+
+
+class TwoViewTask(PretextTask):
+    """Two SimCLR views of every image, embedded by one backbone; subclasses add the loss."""
+
+    def __init__(self, backbone, pool_how, view_kwargs):
+        super().__init__()
+        self.backbone = backbone
+        self.pool_how = pool_how
+        self.view_kwargs = view_kwargs
+
+    def views(self, batch, generator):
+        views = [simclr_view(batch, generator, **self.view_kwargs) for _ in range(2)]
+        return torch.cat(views), None  # (2B, C, H, W): view a of every image, then view b
+
+    def features(self, inputs, backbone=None):
+        """Pooled features ``(N, F)`` of ``inputs`` by ``backbone`` (default: the online one)."""
+        return pool((backbone or self.backbone)(inputs), self.pool_how)
+
+
+def frozen_copy(module):
+    """A copy of ``module`` that the optimizer never moves: a momentum target's start."""
+    return copy.deepcopy(module).requires_grad_(False)
+
+
+@torch.no_grad()
+def ema_update(target, online, momentum):
+    """Move ``target``'s parameters towards ``online``'s: ``t <- m t + (1 - m) o``.
+
+    The momentum update of MoCo, "θk ← mθk + (1 − m)θq" [1], and BYOL's target update
+    [2]. Buffers (batch-norm statistics) are left alone: the target keeps its own.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> target, online = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    >>> _ = nn.init.zeros_(target.weight), nn.init.ones_(online.weight)
+    >>> ema_update(target, online, momentum=0.9)
+    >>> round(target.weight.item(), 6)
+    0.1
+    """
+    target_parameters = list(target.parameters())
+    online_parameters = [p.detach() for p in online.parameters()]
+    if len(target_parameters) != len(online_parameters):
+        raise ValueError("target and online networks must have the same parameters.")
+    torch._foreach_lerp_(target_parameters, online_parameters, 1.0 - momentum)
+
+
+def cosine_momentum(base, progress):
+    """BYOL's schedule: ``1 - (1 - base) (cos(pi progress) + 1) / 2``, from ``base`` to 1.
+
+    "we set τ ≜ 1 − (1 − τbase) · (cos(πk/K) + 1)/2 with k the current training step and K the
+    maximum number of training steps" [2].
+
+    Examples
+    --------
+    >>> cosine_momentum(0.99, 0.0), cosine_momentum(0.99, 1.0)
+    (0.99, 1.0)
+    """
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
