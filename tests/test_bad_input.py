@@ -11,9 +11,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.exceptions import NotFittedError
 
-from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
+import skssl
+from skssl import BaseFeaturizer, DenoisingAEFeaturizer, RandomFeaturizer, RotNetFeaturizer
 
-FEATURIZERS = [RotNetFeaturizer, SimCLRFeaturizer, DenoisingAEFeaturizer]
+FEATURIZERS = [  # every trainable featurizer skssl exports
+    cls
+    for cls in map(skssl.__dict__.get, skssl.__all__)
+    if isinstance(cls, type) and issubclass(cls, BaseFeaturizer) and cls not in (BaseFeaturizer, RandomFeaturizer)
+]
 TINY = dict(max_epochs=1, batch_size=8, device="cpu", random_state=0)
 GOOD = np.random.default_rng(0).random((16, 64))
 
