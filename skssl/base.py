@@ -136,7 +136,40 @@ class PretextTask(torch.nn.Module, ABC):
         (momentum encoders update here); does nothing by default."""
 
 
-class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class TorchModelMixin:
+    """What every skssl estimator with a trained ``task_`` shares: the ``pool="auto"``
+    rule and pickling, which stores ``task_`` on the CPU so that a model fitted on a
+    GPU loads on a machine without one (and goes back to the GPU where there is one)."""
+
+    def _resolve_pool(self):
+        if self.pool != "auto":
+            return self.pool
+        return "flatten" if self.backbone in ("small_cnn", "mlp") else "avg"
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        task = state.get("task_")
+        if task is not None and task.backbone.mean.device.type != "cpu":
+            state["task_"] = copy.deepcopy(task).cpu()
+            state["fitted_device_"] = str(task.backbone.mean.device)
+        return state
+
+    def __setstate__(self, state):
+        fitted_device = state.pop("fitted_device_", None)
+        super().__setstate__(state)
+        if fitted_device is not None:
+            if torch.cuda.is_available():
+                self.task_.to(fitted_device)
+            else:
+                warnings.warn(
+                    f"This {type(self).__name__} was fitted on {fitted_device}; CUDA is "
+                    f"not available here, so it runs on the CPU.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+
+class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Pretext-train a backbone on unlabeled images; transform images to its features.
 
     Subclasses declare their parameters in ``__init__`` and fill one hook,
@@ -336,33 +369,6 @@ class BaseFeaturizer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 f"{stage_names}."
             )
         return stage_names[self.layer]
-
-    def _resolve_pool(self):
-        if self.pool != "auto":
-            return self.pool
-        return "flatten" if self.backbone in ("small_cnn", "mlp") else "avg"
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        task = state.get("task_")
-        if task is not None and task.backbone.mean.device.type != "cpu":
-            state["task_"] = copy.deepcopy(task).cpu()  # loads on machines without a GPU
-            state["fitted_device_"] = str(task.backbone.mean.device)
-        return state
-
-    def __setstate__(self, state):
-        fitted_device = state.pop("fitted_device_", None)
-        super().__setstate__(state)
-        if fitted_device is not None:
-            if torch.cuda.is_available():
-                self.task_.to(fitted_device)
-            else:
-                warnings.warn(
-                    f"This featurizer was fitted on {fitted_device}; CUDA is not "
-                    f"available here, so it runs on the CPU.",
-                    UserWarning,
-                    stacklevel=2,
-                )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -6,9 +6,6 @@
   the usual upper reference when labels are plentiful.
 """
 
-import copy
-import warnings
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,7 +18,7 @@ from torch import nn
 from ._data import check_images, to_tensor, value_range
 from ._training import to_unit, train
 from .backbones import Backbone, build_stages, pool
-from .base import BaseFeaturizer, PretextTask, _channel_stats, _resolve_device
+from .base import BaseFeaturizer, PretextTask, TorchModelMixin, _channel_stats, _resolve_device
 
 
 class FrozenTask(nn.Module):
@@ -170,7 +167,7 @@ class ClassificationTask(PretextTask):
         return self.loss(inputs, targets)
 
 
-class SupervisedClassifier(ClassifierMixin, BaseEstimator):
+class SupervisedClassifier(TorchModelMixin, ClassifierMixin, BaseEstimator):
     """The featurizers' backbone trained end to end on labels.
 
     A linear head on the pooled output of the last stage, trained with
@@ -374,33 +371,6 @@ default="small_cnn"
         """
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
-
-    def _resolve_pool(self):
-        if self.pool != "auto":
-            return self.pool
-        return "flatten" if self.backbone in ("small_cnn", "mlp") else "avg"
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        task = state.get("task_")
-        if task is not None and task.backbone.mean.device.type != "cpu":
-            state["task_"] = copy.deepcopy(task).cpu()  # loads on machines without a GPU
-            state["fitted_device_"] = str(task.backbone.mean.device)
-        return state
-
-    def __setstate__(self, state):
-        fitted_device = state.pop("fitted_device_", None)
-        super().__setstate__(state)
-        if fitted_device is not None:
-            if torch.cuda.is_available():
-                self.task_.to(fitted_device)
-            else:
-                warnings.warn(
-                    f"This classifier was fitted on {fitted_device}; CUDA is not "
-                    f"available here, so it runs on the CPU.",
-                    UserWarning,
-                    stacklevel=2,
-                )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
