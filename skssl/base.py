@@ -92,8 +92,9 @@ COMMON_ATTRIBUTES_DOC = """\
 
 
 def _fill_docstring(cls):
-    cls.__doc__ = cls.__doc__.replace("%(common_parameters)s", COMMON_PARAMETERS_DOC).replace(
-        "%(common_attributes)s", COMMON_ATTRIBUTES_DOC
+    # the placeholder carries the first line's indent; the templates carry the rest
+    cls.__doc__ = cls.__doc__.replace("%(common_parameters)s", COMMON_PARAMETERS_DOC.lstrip()).replace(
+        "%(common_attributes)s", COMMON_ATTRIBUTES_DOC.lstrip()
     )
     return cls
 

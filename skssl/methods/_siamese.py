@@ -16,9 +16,9 @@ from numbers import Real
 import torch
 from sklearn.utils._param_validation import Interval
 
+from .. import augment
 from ..backbones import pool
 from ..base import PretextTask
-from .simclr import simclr_view
 
 VIEW_CONSTRAINTS = {
     "crop_scale": [tuple, list],
@@ -40,8 +40,21 @@ VIEW_PARAMETERS_DOC = """\
         Probability of a Gaussian blur per view."""
 
 
+def simclr_view(batch, generator, *, crop_scale, flip_prob, jitter_strength, blur_prob):
+    """One random view: resized crop + flip, colour jitter, grayscale, blur [0]."""
+    view = augment.random_resized_crop(batch, generator, scale=crop_scale, flip=flip_prob)
+    s = jitter_strength
+    view = augment.color_jitter(
+        view, generator, brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=0.2 * s
+    )
+    view = augment.random_grayscale(view, generator, p=0.2)
+    if blur_prob > 0:
+        view = augment.gaussian_blur(view, generator, p=blur_prob)
+    return view
+
+
 def _fill_view_docstring(cls):
-    cls.__doc__ = cls.__doc__.replace("%(view_parameters)s", VIEW_PARAMETERS_DOC)
+    cls.__doc__ = cls.__doc__.replace("%(view_parameters)s", VIEW_PARAMETERS_DOC.lstrip())
     return cls
 
 
