@@ -35,6 +35,8 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
     ----------
     task : PretextTask
         ``task(batch, generator)`` returns the scalar pretext loss of a [0, 1] batch;
+        ``task.start_epoch(images, value_range, generator)`` runs before every epoch
+        and may return per-image targets for it (pseudo-labels);
         ``task.after_step(progress)`` runs after every optimizer step.
     images : Tensor of shape (n, C, H, W)
         The training set, already on the training device.
@@ -99,16 +101,19 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
     try:
         for epoch in range(len(history) + 1, max_epochs + 1):
             start = time.perf_counter()
+            epoch_targets = task.start_epoch(images, value_range, generator)
+            if epoch_targets is None:
+                epoch_targets = targets
             order = torch.randperm(n_images, generator=generator, device=images.device)
             total = torch.zeros((), device=images.device)
             for step in range(steps_per_epoch):
                 indices = order[step * batch_size:(step + 1) * batch_size]
                 batch = to_unit(images[indices], value_range)
                 with autocast:
-                    if targets is None:
+                    if epoch_targets is None:
                         loss = task(batch, generator)
-                    else:  # supervised training: the labels travel with the images
-                        loss = task(batch, generator, targets[indices])
+                    else:  # labels or pseudo-labels travel with the images
+                        loss = task(batch, generator, epoch_targets[indices])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

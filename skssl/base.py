@@ -132,6 +132,12 @@ class PretextTask(torch.nn.Module, ABC):
     def forward(self, batch, generator):
         return self.loss(*self.views(batch, generator))
 
+    def start_epoch(self, images, value_range, generator):
+        """Called before every epoch with the whole raw training set; may return
+        per-image targets ``(n,)`` for the epoch, which the loop then hands to
+        ``forward`` with each batch (DeepCluster's pseudo-labels). Returns None by default."""
+        return None
+
     def after_step(self, progress):
         """Called after every optimizer step with the fraction of training done
         (momentum encoders update here); does nothing by default."""
