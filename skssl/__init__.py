@@ -13,37 +13,68 @@ Examples
 (3,)
 """
 
-from . import datasets, evaluation
+from . import datasets, evaluation, io, metrics, semi_supervised
 from ._persistence import load
 from .base import BaseFeaturizer
 from .baselines import RandomFeaturizer, SupervisedClassifier
+from .io import ImageFolderLoader
 from .methods import (
     BarlowTwinsFeaturizer,
     BYOLFeaturizer,
+    ColorizationFeaturizer,
+    ContextEncoderFeaturizer,
+    CountingFeaturizer,
+    CPCFeaturizer,
+    DeepClusterFeaturizer,
     DenoisingAEFeaturizer,
+    DINOFeaturizer,
+    ExemplarFeaturizer,
+    JigsawFeaturizer,
     MoCoFeaturizer,
+    RelativePositionFeaturizer,
     RotNetFeaturizer,
     SimCLRFeaturizer,
     SimSiamFeaturizer,
+    SplitBrainFeaturizer,
+    SwAVFeaturizer,
     VICRegFeaturizer,
 )
+from .metrics import labeled_scorer
+from .semi_supervised import LabeledOnly
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BYOLFeaturizer",
     "BarlowTwinsFeaturizer",
     "BaseFeaturizer",
-    "MoCoFeaturizer",
-    "SimSiamFeaturizer",
-    "VICRegFeaturizer",
+    "BYOLFeaturizer",
+    "ColorizationFeaturizer",
+    "ContextEncoderFeaturizer",
+    "CountingFeaturizer",
+    "CPCFeaturizer",
+    "DeepClusterFeaturizer",
     "DenoisingAEFeaturizer",
+    "DINOFeaturizer",
+    "ExemplarFeaturizer",
+    "ImageFolderLoader",
+    "JigsawFeaturizer",
+    "labeled_scorer",
+    "LabeledOnly",
+    "MoCoFeaturizer",
     "RandomFeaturizer",
+    "RelativePositionFeaturizer",
     "RotNetFeaturizer",
     "SimCLRFeaturizer",
+    "SimSiamFeaturizer",
+    "SplitBrainFeaturizer",
     "SupervisedClassifier",
+    "SwAVFeaturizer",
+    "VICRegFeaturizer",
     "__version__",
     "datasets",
     "evaluation",
+    "io",
     "load",
+    "metrics",
+    "semi_supervised",
 ]

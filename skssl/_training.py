@@ -4,6 +4,9 @@ The whole training set sits on the training device (uint8 stays uint8); a batch 
 a slice of a ``randperm`` drawn from the fit's own generator, scaled to [0, 1] there,
 and handed to the task, which builds its views and returns the loss. There is no
 DataLoader and no worker process: for images this small, the model is the cost.
+A set bigger than memory stays a NumPy memmap and each batch's rows are read from it.
+Under ``torchrun`` every process takes its share of each global batch
+(:mod:`skssl._distributed`).
 """
 
 import math
@@ -11,8 +14,12 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
+
+from . import _distributed
+from ._data import to_tensor
 
 
 def to_unit(batch, value_range):
@@ -22,13 +29,31 @@ def to_unit(batch, value_range):
     return ((batch if wide else batch.float()) - low).div_(high - low).float()
 
 
+def take(images, indices, device):
+    """The rows ``indices`` of the training set, on ``device`` in their own dtype.
+
+    ``images`` is a tensor already on the device, or a NumPy array (a memmap of a set
+    bigger than memory) whose rows are read here, one batch at a time.
+    """
+    if isinstance(images, torch.Tensor):
+        return images[indices]
+    return to_tensor(images[indices.cpu().numpy()], device)
+
+
+def chunks(images, device, size=4096):
+    """``images`` as consecutive tensors of at most ``size`` rows on ``device``."""
+    for start in range(0, len(images), size):
+        rows = images[start:start + size]
+        yield rows if isinstance(rows, torch.Tensor) else to_tensor(rows, device)
+
+
 def _snapshot(module):
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
 def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
           weight_decay, generator, verbose=0, tol=1e-4, n_iter_no_change=None,
-          resume=None, on_epoch_end=None, targets=None):
+          resume=None, on_epoch_end=None, targets=None, device=None):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
     Parameters
@@ -38,8 +63,9 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         ``task.start_epoch(images, value_range, generator)`` runs before every epoch
         and may return per-image targets for it (pseudo-labels);
         ``task.after_step(progress)`` runs after every optimizer step.
-    images : Tensor of shape (n, C, H, W)
-        The training set, already on the training device.
+    images : Tensor or ndarray of shape (n, C, H, W)
+        The training set, already on the training device, or a NumPy array (memmap)
+        streamed to ``device`` a batch at a time.
     value_range : tuple of float
         ``(low, high)`` raw values mapped to 0 and 1.
     batch_size : int
@@ -65,6 +91,8 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
     targets : Tensor of shape (n,) or None
         Labels on the training device, for supervised baselines: each batch's
         labels are passed as ``task(batch, generator, labels)``.
+    device : torch.device, default=None
+        The training device; defaults to ``images.device``.
 
     Returns
     -------
@@ -74,6 +102,8 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         is returned, with a warning.
     """
     n_images = images.shape[0]
+    device = images.device if device is None else device
+    main = _distributed.is_main_process()
     if batch_size > n_images:
         warnings.warn(
             f"batch_size={batch_size} is larger than the {n_images} training images; "
@@ -93,7 +123,8 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         schedule.load_state_dict(resume["schedule"])
         generator.set_state(resume["generator"])
         history = list(resume["history"])
-    device_type = images.device.type
+    device_type = device.type
+    model = _distributed.wrap(task)  # DistributedDataParallel under torchrun
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
     last_good = _snapshot(task)
     best_loss, epochs_without_improvement = math.inf, 0
@@ -104,23 +135,24 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
             epoch_targets = task.start_epoch(images, value_range, generator)
             if epoch_targets is None:
                 epoch_targets = targets
-            order = torch.randperm(n_images, generator=generator, device=images.device)
-            total = torch.zeros((), device=images.device)
+            order = torch.randperm(n_images, generator=generator, device=generator.device)
+            total = torch.zeros((), device=device)
             for step in range(steps_per_epoch):
-                indices = order[step * batch_size:(step + 1) * batch_size]
-                batch = to_unit(images[indices], value_range)
+                # every process draws the same order and takes its share of the batch
+                indices = _distributed.shard(order[step * batch_size:(step + 1) * batch_size])
+                batch = to_unit(take(images, indices, device), value_range)
                 with autocast:
                     if epoch_targets is None:
-                        loss = task(batch, generator)
+                        loss = model(batch, generator)
                     else:  # labels or pseudo-labels travel with the images
-                        loss = task(batch, generator, epoch_targets[indices])
+                        loss = model(batch, generator, take(epoch_targets, indices, device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 task.after_step(schedule.last_epoch / total_steps)
                 total += loss.detach()
-            epoch_loss = float(total) / steps_per_epoch  # the one host sync per epoch
+            epoch_loss = float(_distributed.all_mean(total)) / steps_per_epoch  # one host sync per epoch
             if not math.isfinite(epoch_loss):
                 raise ValueError(
                     f"The pretext loss became {epoch_loss} in epoch {epoch}; training "
@@ -131,14 +163,14 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
                 {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - start}
             )
             last_good = _snapshot(task)
-            if verbose:
+            if verbose and main:
                 print(
                     f"epoch {epoch:>3}/{max_epochs}  loss {epoch_loss:.4f}  "
                     f"{history[-1]['seconds']:.1f}s",
                     file=sys.stderr,
                     flush=True,
                 )
-            if on_epoch_end is not None:
+            if on_epoch_end is not None and main:  # one process writes
                 on_epoch_end(
                     {
                         "task": last_good,

@@ -31,13 +31,26 @@ def _bernoulli(generator, n, p):
     return torch.rand(n, generator=generator, device=generator.device) < p
 
 
+def _interpolation_matrix(size, scale, offset):
+    """(B, size, size) bilinear weights: output pixel ``j`` of each image samples the input
+    at the normalised coordinate ``scale * t_j + offset``, ``t_j`` the pixel centres in
+    [-1, 1] (as ``grid_sample`` with ``align_corners=False``), clamped to the image."""
+    centres = (2 * torch.arange(size, device=scale.device) + 1) / size - 1  # (size,)
+    source = ((scale[:, None] * centres + offset[:, None] + 1) * size - 1) / 2  # (B, size) pixels
+    distance = (source.clamp_(0, size - 1)[:, :, None] - torch.arange(size, device=scale.device)).abs_()
+    return (1 - distance).clamp_(min=0)  # the hat kernel: weights of the two nearest pixels
+
+
 def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=0.0):
     """Crop a random area fraction ``scale`` with aspect ``ratio``, resize back, maybe flip.
 
-    The crop and the horizontal flip (probability ``flip``) are one affine sampling
-    grid per image, applied to the whole batch by ``grid_sample``.
+    The crop, the bilinear resize and the horizontal flip (probability ``flip``) are
+    separable: each image becomes ``Ry @ x @ Rx^T`` with its own row and column
+    interpolation matrices (a flip reverses the rows of ``Rx``), two batched matrix
+    products over the whole batch. The result is the bilinear sampling of
+    ``grid_sample(align_corners=False)`` on the same boxes, at 2-3x less CPU time.
     """
-    n = x.shape[0]
+    n, channels, rows, cols = x.shape
     area = _uniform(generator, n, *scale)
     log_ratio = _uniform(generator, n, math.log(ratio[0]), math.log(ratio[1]))
     aspect = torch.exp(log_ratio)
@@ -45,14 +58,16 @@ def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
     height = torch.sqrt(area / aspect).clamp(max=1.0)
     centre_x = (1 - width) * _uniform(generator, n, -1.0, 1.0)  # normalised coords
     centre_y = (1 - height) * _uniform(generator, n, -1.0, 1.0)
-    mirror = 1.0 - 2.0 * _bernoulli(generator, n, flip).to(x.dtype)
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = width * mirror
-    theta[:, 0, 2] = centre_x
-    theta[:, 1, 1] = height
-    theta[:, 1, 2] = centre_y
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mirror = 1.0 - 2.0 * _bernoulli(generator, n, flip).to(width.dtype)
+    row_weights = _interpolation_matrix(rows, height, centre_y).to(x.dtype)  # (B, H, H)
+    col_weights = _interpolation_matrix(cols, width * mirror, centre_x).to(x.dtype)  # (B, W, W)
+    out = torch.bmm(x.reshape(n, channels * rows, cols), col_weights.transpose(1, 2))  # (B, C*H, W)
+    if channels == 1:
+        out = torch.bmm(row_weights, out).view(n, 1, rows, cols)
+    else:  # the rows of all channels side by side, (B, H, C*W), for one product
+        out = out.view(n, channels, rows, cols).transpose(1, 2).reshape(n, rows, channels * cols)
+        out = torch.bmm(row_weights, out).view(n, rows, channels, cols).transpose(1, 2).contiguous()
+    return out.to(x.dtype)  # bmm gives bfloat16 under CUDA autocast
 
 
 def _luminance(x):
@@ -137,3 +152,45 @@ def salt_pepper(x, generator, *, fraction=0.3):
     draw = torch.rand((n, 1, height, width), generator=generator, device=x.device)
     out = torch.where(draw < fraction / 2, torch.zeros_like(x), x)
     return torch.where((draw >= fraction / 2) & (draw < fraction), torch.ones_like(x), out)
+
+
+def _block_side(size, area):
+    """Side in pixels of a block covering ``area`` of a square image: at least 1, at most ``size``."""
+    return min(size, max(1, round(size * math.sqrt(area))))
+
+
+def _boxes_to_mask(top, left, height, width, shape, device):
+    """(B, 1, H, W) boolean mask, True inside any of the boxes with corners ``top``, ``left`` (B, K)."""
+    rows = torch.arange(shape[2], device=device)
+    cols = torch.arange(shape[3], device=device)
+    in_rows = (rows >= top[..., None]) & (rows < top[..., None] + height)  # (B, K, H)
+    in_cols = (cols >= left[..., None]) & (cols < left[..., None] + width)  # (B, K, W)
+    return (in_rows[..., :, None] & in_cols[..., None, :]).any(dim=1, keepdim=True)  # (B, 1, H, W)
+
+
+def center_mask(x, *, area=0.25):
+    """Boolean mask ``(B, 1, H, W)``, True on the central rectangle covering ``area`` of the image.
+
+    Each side of the rectangle is ``sqrt(area)`` of the image's side, rounded to whole
+    pixels (at least one), so ``area=0.25`` hides the central half-by-half region.
+    """
+    n, _, height, width = x.shape
+    block_height, block_width = _block_side(height, area), _block_side(width, area)
+    top = torch.full((n, 1), (height - block_height) // 2, device=x.device)
+    left = torch.full((n, 1), (width - block_width) // 2, device=x.device)
+    return _boxes_to_mask(top, left, block_height, block_width, x.shape, x.device)
+
+
+def random_block_mask(x, generator, *, area=0.25, n_blocks=4):
+    """Boolean mask ``(B, 1, H, W)``, True on ``n_blocks`` rectangles at random places per image.
+
+    Each block covers ``area / n_blocks`` of the image (sides rounded to whole pixels, at
+    least one); blocks may overlap, so at most ``area`` is masked.
+    """
+    n, _, height, width = x.shape
+    block_height = _block_side(height, area / n_blocks)
+    block_width = _block_side(width, area / n_blocks)
+    size = (n, n_blocks)
+    top = torch.randint(0, height - block_height + 1, size, generator=generator, device=x.device)
+    left = torch.randint(0, width - block_width + 1, size, generator=generator, device=x.device)
+    return _boxes_to_mask(top, left, block_height, block_width, x.shape, x.device)

@@ -12,6 +12,10 @@ whichever stage their method needs.
 - ``"resnet18"``: torchvision's ResNet-18 with a small-image stem (3x3 conv, stride 1,
   no max-pool), as used for CIFAR-sized inputs in the SSL literature. GPU territory.
 - ``"mlp"``: two fully connected stages, for rows that are not really images.
+- ``"vit_tiny"``: a small Vision Transformer (ViT-Tiny's width: 192 dimensions in 3
+  heads; 4 blocks instead of 12 by default, for CPUs), stages ``patch_embed``,
+  ``block1``, ... and ``norm``. Its token sequences are laid out as ``(B, D, h, w)``
+  grids, one token per patch, so that ``pool="avg"`` averages over the tokens.
 - an ``nn.Module`` subclass (instantiated with ``backbone_kwargs``) or instance: an
   ``nn.Sequential`` contributes its children as stages; any other module is one
   stage named ``"output"``.
@@ -24,7 +28,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-BACKBONES = ("small_cnn", "resnet18", "mlp")
+BACKBONES = ("small_cnn", "resnet18", "mlp", "vit_tiny")
 
 
 def _downsample(size, factor=2):
@@ -120,6 +124,212 @@ def mlp(in_shape, *, hidden=(512, 256)):
     return nn.Sequential(stages)
 
 
+def _auto_patch_size(height, width):
+    """2 px up to 16 px sides (8x8 digits: 4x4 patches), 4 px up to 32 (28x28: 7x7,
+    32x32: 8x8), then about 8 patches along the longer side."""
+    longest = max(height, width)
+    return 2 if longest <= 16 else 4 if longest <= 32 else -(-longest // 8)
+
+
+def sincos_positions(dim, grid):
+    """MAE's fixed 2-D sine-cosine positional embedding, ``(dim, h, w)`` for a ``grid`` ``(h, w)``.
+
+    Half the dimensions encode the row, half the column, each as sines and cosines of
+    geometrically spaced frequencies (Vaswani et al. 2017, in 2-D as in MAE).
+    """
+    quarter = dim // 4
+    frequencies = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    rows, columns = torch.meshgrid(
+        torch.arange(grid[0], dtype=torch.float64), torch.arange(grid[1], dtype=torch.float64), indexing="ij"
+    )
+    parts = []
+    for position in (rows, columns):
+        angles = position[..., None] * frequencies  # (h, w, dim / 4)
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, dim=-1).permute(2, 0, 1).float()  # (dim, h, w)
+
+
+def grid_positions(dim, grid):
+    """:func:`sincos_positions` centred over the grid and scaled to unit mean square.
+
+    On grids of a few patches most of MAE's frequencies (made for 14 x 14 grids and
+    longer sequences) hardly change across the grid, so its embedding is mostly one
+    constant vector added to every token, which drowns the content of small patches.
+    Centred, only what tells positions apart remains. On 1,000 digits this took the
+    masked-patch loss below that of predicting the average image in ~6 epochs
+    instead of ~30, and the linear-probe accuracy of the features from 0.70 to 0.82.
+    """
+    positions = sincos_positions(dim, grid)
+    positions = positions - positions.mean(dim=(1, 2), keepdim=True)
+    return positions / positions.pow(2).mean().sqrt().clamp(min=1e-6)  # a 1 x 1 grid: zeros
+
+
+def _on_tokens(function, grid):
+    """Apply a token-sequence ``function`` ``(B, N, D) -> (B, N, D)`` to a ``(B, D, h, w)`` grid."""
+    batch, dim, height, width = grid.shape
+    tokens = function(grid.flatten(2).transpose(1, 2))  # (B, h*w, D)
+    return tokens.transpose(1, 2).reshape(batch, dim, height, width)
+
+
+class PatchEmbed(nn.Module):
+    """Cut (standardised) images into patches, embed each linearly, add fixed positions.
+
+    Sides that are not a multiple of the patch size are zero-padded at the bottom and
+    right (zero is the mean colour after standardisation). Returns ``(B, D, h, w)``.
+    """
+
+    def __init__(self, in_shape, patch_size, embed_dim):
+        super().__init__()
+        channels, height, width = in_shape
+        self.in_shape = tuple(in_shape)
+        self.patch_size = (min(patch_size, height), min(patch_size, width))  # a patch fits the image
+        self.grid = (-(-height // self.patch_size[0]), -(-width // self.patch_size[1]))
+        self.embed_dim = embed_dim
+        self.proj = nn.Conv2d(channels, embed_dim, self.patch_size, stride=self.patch_size)
+        self.register_buffer("positions", grid_positions(embed_dim, self.grid)[None], persistent=False)
+
+    def pad(self, x):
+        """Zero-pad ``(B, C, H, W)`` images to a whole number of patches."""
+        extra_h = self.grid[0] * self.patch_size[0] - x.shape[2]
+        extra_w = self.grid[1] * self.patch_size[1] - x.shape[3]
+        return nn.functional.pad(x, (0, extra_w, 0, extra_h)) if extra_h or extra_w else x
+
+    def forward(self, x):
+        return self.proj(self.pad(x)) + self.positions  # (B, D, h, w)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over ``(B, N, D)`` tokens."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        batch, n_tokens, dim = x.shape
+        qkv = self.qkv(x).view(batch, n_tokens, 3, self.heads, dim // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, D / heads)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(batch, n_tokens, dim))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block; ``forward`` takes ``(B, D, h, w)`` grids,
+    :meth:`tokens` any ``(B, N, D)`` sequence (MAE's visible tokens)."""
+
+    def __init__(self, dim, heads, mlp_ratio=4):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def tokens(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+    def forward(self, grid):
+        return _on_tokens(self.tokens, grid)
+
+
+class TokenNorm(nn.LayerNorm):
+    """Layer norm of every token: ``forward`` on grids, :meth:`tokens` on sequences."""
+
+    def tokens(self, x):
+        return super().forward(x)
+
+    def forward(self, grid):
+        return _on_tokens(self.tokens, grid)
+
+
+def init_vit_weights(module):
+    """MAE's initialisation: Xavier-uniform linear maps, zero biases.
+
+    The patch embedding gets weights of variance 1 / (pixels per patch) instead: the
+    same as Xavier for MAE's 768-pixel patches and 768-dimensional tokens, and for
+    small patches it keeps content at the scale of the positions (Xavier would make
+    the content of 2x2 patches ~5x weaker).
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.Conv2d):
+            fan_in = layer.weight[0].numel()
+            nn.init.uniform_(layer.weight, -((3 / fan_in) ** 0.5), (3 / fan_in) ** 0.5)
+            nn.init.zeros_(layer.bias)
+
+
+def vit_tiny(in_shape, *, patch_size=None, embed_dim=192, depth=4, heads=3, mlp_ratio=4):
+    """A small Vision Transformer as named stages ``patch_embed``, ``block1``, ... ``norm``.
+
+    ViT-Tiny's width (Touvron et al. 2021: 192 dimensions, 3 heads, MLPs 4x as wide)
+    with 4 blocks instead of 12: on 1,000 digits on a CPU, 12 blocks cost three times
+    as long per epoch and gave no better features. No class token: features average
+    the patch tokens (``pool="avg"``), which MAE found as good. Positions are MAE's
+    fixed 2-D sine-cosine embedding: nothing to learn from few images, and defined
+    for any grid, including the ``1 x n`` rows of non-image tables.
+
+    Every stage maps a ``(B, D, h, w)`` grid of tokens to another (``patch_embed``
+    takes the images), so ``pool="avg"`` averages over tokens and ``"flatten"`` keeps
+    their layout; :meth:`Block.tokens` runs a block on any token sequence.
+
+    Parameters
+    ----------
+    in_shape : tuple of int
+        ``(C, H, W)`` of the input images.
+    patch_size : int, default=None
+        Side of the square patches in pixels, capped at the image's sides (so
+        ``1 x n`` rows get ``1 x p`` patches). None picks 2 for images up to 16
+        pixels on a side, 4 up to 32 and an eighth of the longer side beyond. Sides
+        that are not a multiple of it are zero-padded.
+    embed_dim : int, default=192
+        Token dimension; a multiple of 4 (for the positions) and of ``heads``.
+    depth : int, default=4
+        Transformer blocks.
+    heads : int, default=3
+        Attention heads per block.
+    mlp_ratio : int, default=4
+        Width of each block's MLP relative to ``embed_dim``.
+
+    Returns
+    -------
+    nn.Sequential
+        Stages ``patch_embed``, ``block1`` ... ``block{depth}``, ``norm``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = vit_tiny((1, 8, 8))
+    >>> list(dict(net.named_children()))
+    ['patch_embed', 'block1', 'block2', 'block3', 'block4', 'norm']
+    >>> net(torch.zeros(2, 1, 8, 8)).shape  # 192 dimensions on a 4 x 4 grid of 2 px patches
+    torch.Size([2, 192, 4, 4])
+    """
+    channels, height, width = in_shape
+    if patch_size is None:
+        patch_size = _auto_patch_size(height, width)
+    sizes = dict(patch_size=patch_size, embed_dim=embed_dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio)
+    for name, value in sizes.items():
+        if not hasattr(value, "__index__") or isinstance(value, bool) or value < 1:
+            raise ValueError(f"vit_tiny's {name} must be a positive integer, got {value!r}.")
+    patch_size, embed_dim, depth, heads, mlp_ratio = (int(value) for value in sizes.values())
+    if embed_dim % 4 or embed_dim % heads:
+        raise ValueError(
+            f"vit_tiny's embed_dim must be a multiple of 4 and of heads={heads}, got "
+            f"{embed_dim}; e.g. embed_dim={4 * heads * max(1, round(embed_dim / (4 * heads)))}."
+        )
+    stages = OrderedDict(patch_embed=PatchEmbed(in_shape, patch_size, embed_dim))
+    for index in range(depth):
+        stages[f"block{index + 1}"] = Block(embed_dim, heads, mlp_ratio)
+    stages["norm"] = TokenNorm(embed_dim, eps=1e-6)
+    net = nn.Sequential(stages)
+    init_vit_weights(net)
+    return net
+
+
 def _user_stages(backbone, kwargs):
     if inspect.isclass(backbone):
         module = backbone(**kwargs)
@@ -134,7 +344,7 @@ def build_stages(backbone, in_shape, backbone_kwargs=None):
     """Build ``backbone`` for images of ``in_shape`` ``(C, H, W)`` as named stages."""
     kwargs = dict(backbone_kwargs or {})
     if isinstance(backbone, str):
-        builders = {"small_cnn": small_cnn, "resnet18": resnet18, "mlp": mlp}
+        builders = {"small_cnn": small_cnn, "resnet18": resnet18, "mlp": mlp, "vit_tiny": vit_tiny}
         if backbone not in builders:
             raise ValueError(
                 f"Unknown backbone {backbone!r}; use one of {BACKBONES}, an nn.Module "

@@ -14,9 +14,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _persistence
+from . import _distributed, _persistence
 from ._data import check_images, to_tensor, value_range
-from ._training import to_unit, train
+from ._training import chunks, to_unit, train
 from .backbones import BACKBONES, Backbone, build_stages, pool
 
 COMMON_PARAMETERS_DOC = """\
@@ -234,11 +234,23 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         self : object
             The fitted featurizer.
         """
+        if isinstance(self.backbone, torch.nn.Module):
+            warnings.warn(
+                "backbone is an nn.Module instance: every clone deep-copies it and the "
+                "copies hash differently, so Pipeline(memory=...) and other joblib "
+                "caches never reuse a fitted featurizer. Pass the module's class (with "
+                "backbone_kwargs) or a backbone name instead.",
+                UserWarning,
+                stacklevel=3,
+            )
         continuing = self.warm_start and hasattr(self, "task_")
         images = check_images(self, X, reset=not continuing, image_shape=self.image_shape)
         device = _resolve_device(self.device)
+        _distributed.init_from_environment(device)  # under torchrun: join the process group
+        device = _distributed.local_device(device)
         model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
-        data = to_tensor(images, device)  # the whole set, moved once
+        # the whole set moves to the device once; a memmap stays on disk and is read per batch
+        data = images if isinstance(X, np.memmap) else to_tensor(images, device)
         resume = self._read_checkpoint() if self.warm_start else None
         if continuing and resume is None:  # train the fitted weights further
             task, history = self.task_.to(device).requires_grad_(True), self.history_
@@ -261,6 +273,7 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
             n_iter_no_change=self.n_iter_no_change,
             resume=resume,
             on_epoch_end=self._write_checkpoint if self.checkpoint_dir is not None else None,
+            device=device,
         )
         task.requires_grad_(False).eval()
         self.task_ = task
@@ -272,7 +285,7 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
     def _initial_task(self, images, data, device, seed):
         """Build the method's task around a freshly initialised backbone."""
         self.value_range_ = value_range(images)
-        mean, std = _channel_stats(data, self.value_range_)
+        mean, std = _channel_stats(data, self.value_range_, device)
         with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
             torch.manual_seed(int(seed))
             task = self._make_task(mean, std)
@@ -384,12 +397,12 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         return tags
 
 
-def _channel_stats(data, value_range, chunk=4096):
+def _channel_stats(data, value_range, device, chunk=4096):
     """Per-channel mean and std of the [0, 1]-scaled images, without a float copy of all."""
-    total = torch.zeros(data.shape[1], dtype=torch.float64, device=data.device)
+    total = torch.zeros(data.shape[1], dtype=torch.float64, device=device)
     squares = torch.zeros_like(total)
-    for start in range(0, len(data), chunk):
-        unit = to_unit(data[start:start + chunk], value_range).double()
+    for rows in chunks(data, device, chunk):
+        unit = to_unit(rows, value_range).double()
         total += unit.sum(dim=(0, 2, 3))
         squares += (unit**2).sum(dim=(0, 2, 3))
     count = data.shape[0] * data.shape[2] * data.shape[3]

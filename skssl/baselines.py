@@ -305,7 +305,7 @@ default="small_cnn"
         model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
         self.value_range_ = value_range(images)
         data = to_tensor(images, device)  # the whole set, moved once
-        mean, std = _channel_stats(data, self.value_range_)
+        mean, std = _channel_stats(data, self.value_range_, device)
 
         with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
             torch.manual_seed(int(model_seed))

@@ -21,6 +21,14 @@ FEATURIZERS = [  # every trainable featurizer skssl exports
 ]
 TINY = dict(max_epochs=1, batch_size=8, device="cpu", random_state=0)
 GOOD = np.random.default_rng(0).random((16, 64))
+NEEDS_COLOUR = (skssl.ColorizationFeaturizer,)
+
+
+def _as_input_for(cls, X):
+    """``X`` as it is, or as 3-channel rows for featurizers that need colour."""
+    if cls not in NEEDS_COLOUR:
+        return X
+    return np.repeat(np.asarray(X).reshape(len(X), -1)[..., None], 3, axis=-1).reshape(len(X), -1)
 
 BAD_X = [
     ("nan", np.where(np.eye(16, 64) > 0, np.nan, GOOD), {}, ValueError, "NaN"),
@@ -72,16 +80,18 @@ def test_bad_parameters(cls, params, error, message):
 
 @pytest.mark.parametrize("cls", FEATURIZERS)
 def test_transform_errors(cls):
-    featurizer = cls(**TINY)
+    colour = cls in NEEDS_COLOUR
+    featurizer = cls(**TINY, image_shape=(8, 8, 3) if colour else None)
+    X = _as_input_for(cls, GOOD)
     with pytest.raises(NotFittedError):
-        featurizer.transform(GOOD)
-    featurizer.fit(GOOD)
-    with pytest.raises(ValueError, match="X has 81 features, but .* expecting 64"):
+        featurizer.transform(X)
+    featurizer.fit(X)
+    with pytest.raises(ValueError, match=f"X has 81 features, but .* expecting {X.shape[1]}"):
         featurizer.transform(np.zeros((2, 81)))
     with pytest.raises(ValueError, match="fitted on"):
-        featurizer.transform(np.zeros((2, 4, 16)))
+        featurizer.transform(np.zeros((2, 4, 16 * (3 if colour else 1))))
     with pytest.raises(ValueError, match="NaN"):
-        featurizer.transform(np.full((2, 64), np.nan))
+        featurizer.transform(np.full(X[:2].shape, np.nan))
 
 
 def test_fewer_images_than_a_batch_warns_and_trains():
@@ -103,6 +113,8 @@ def test_unusual_but_valid_arrays(cls):
         np.asfortranarray(rng.random((16, 8, 8))),
         read_only,
     ]:
+        if cls in NEEDS_COLOUR:
+            X = np.stack([X] * 3, axis=-1).reshape(16, 8, 8, 3)
         featurizer = cls(**TINY).fit(X)
         assert np.isfinite(featurizer.transform(X)).all()
         assert np.isfinite(featurizer.transform(X[:1])).all()

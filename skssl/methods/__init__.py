@@ -2,20 +2,42 @@
 
 from .barlow_twins import BarlowTwinsFeaturizer
 from .byol import BYOLFeaturizer
+from .colorization import ColorizationFeaturizer
+from .context_encoder import ContextEncoderFeaturizer
+from .counting import CountingFeaturizer
+from .cpc import CPCFeaturizer
+from .deepcluster import DeepClusterFeaturizer
 from .denoising import DenoisingAEFeaturizer
+from .dino import DINOFeaturizer
+from .exemplar import ExemplarFeaturizer
+from .jigsaw import JigsawFeaturizer
 from .moco import MoCoFeaturizer
+from .relative_position import RelativePositionFeaturizer
 from .rotation import RotNetFeaturizer
 from .simclr import SimCLRFeaturizer
 from .simsiam import SimSiamFeaturizer
+from .split_brain import SplitBrainFeaturizer
+from .swav import SwAVFeaturizer
 from .vicreg import VICRegFeaturizer
 
 __all__ = [
-    "BYOLFeaturizer",
     "BarlowTwinsFeaturizer",
+    "BYOLFeaturizer",
+    "ColorizationFeaturizer",
+    "ContextEncoderFeaturizer",
+    "CountingFeaturizer",
+    "CPCFeaturizer",
+    "DeepClusterFeaturizer",
     "DenoisingAEFeaturizer",
+    "DINOFeaturizer",
+    "ExemplarFeaturizer",
+    "JigsawFeaturizer",
     "MoCoFeaturizer",
+    "RelativePositionFeaturizer",
     "RotNetFeaturizer",
     "SimCLRFeaturizer",
     "SimSiamFeaturizer",
+    "SplitBrainFeaturizer",
+    "SwAVFeaturizer",
     "VICRegFeaturizer",
 ]

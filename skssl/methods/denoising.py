@@ -22,6 +22,18 @@ CORRUPTIONS = {
 }
 
 
+def mlp_decoder(n_features, in_shape, n_hidden=512):
+    """An MLP from ``n_features`` features to a flat ``in_shape`` image in [0, 1]:
+    ``(N, n_features) -> (N, C*H*W)``."""
+    channels, height, width = in_shape
+    return nn.Sequential(
+        nn.Linear(n_features, n_hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(n_hidden, channels * height * width),
+        nn.Sigmoid(),  # clean images live in [0, 1]
+    )
+
+
 class DenoisingTask(PretextTask):
     """Corrupt, encode, decode, and score the reconstruction against the clean image.
 
@@ -35,13 +47,7 @@ class DenoisingTask(PretextTask):
         self.pool_how = pool_how
         self.corrupt = CORRUPTIONS[noise]
         self.noise_level = noise_level
-        channels, height, width = backbone.in_shape
-        self.decoder = nn.Sequential(
-            nn.Linear(backbone.pooled_size(pool_how), n_hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(n_hidden, channels * height * width),
-            nn.Sigmoid(),  # clean images live in [0, 1]
-        )
+        self.decoder = mlp_decoder(backbone.pooled_size(pool_how), backbone.in_shape, n_hidden)
 
     def views(self, batch, generator):
         return self.corrupt(batch, generator, **{self._level_name: self.noise_level}), batch

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 
+from .._distributed import gather
 from ..base import BaseFeaturizer, _fill_docstring
 from ..losses import info_nce
 from ._siamese import (
@@ -67,7 +68,8 @@ class MoCoTask(TwoViewTask):
         q_a, q_b = q.chunk(2)
         k_a, k_b = k.chunk(2)
         negatives = self.queue[: self.queue_length]  # (L, D)
-        self._new_keys = k  # enqueued in after_step, once the gradient no longer needs the queue
+        self._new_keys = gather(k)  # every process's keys; enqueued in after_step, when
+        # the gradient no longer needs the queue
         t = self.temperature
         return (info_nce(q_a, k_b, negatives, t) + info_nce(q_b, k_a, negatives, t)) / 2
 

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ..base import BaseFeaturizer, _fill_docstring
+from .._distributed import gather_with_grad
 from ..losses import nt_xent
 from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
 
@@ -35,7 +36,8 @@ class SimCLRTask(TwoViewTask):
     def loss(self, inputs, targets):
         z = self.head(self.features(inputs))  # (2B, D)
         z_a, z_b = z.chunk(2)
-        return nt_xent(z_a, z_b, self.temperature)
+        # under torchrun the negatives span every process's share of the batch
+        return nt_xent(gather_with_grad(z_a), gather_with_grad(z_b), self.temperature)
 
 
 @_fill_docstring

@@ -1,0 +1,190 @@
+"""Reading images from files into the arrays every featurizer takes.
+
+:class:`ImageFolderLoader` is a stateless transformer: a list or column of image
+file paths in, a uint8 image array out, decoded with Pillow (which torchvision
+brings along) on several threads. As the first step of a pipeline it lets a grid
+search or a cross-validation split file names instead of pixel arrays.
+"""
+
+import os
+from numbers import Integral
+
+import numpy as np
+from joblib import Parallel, delayed
+from PIL import Image, UnidentifiedImageError
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
+
+_CHANNELS = {"L": 1, "RGB": 3}
+
+
+def _as_size(size):
+    """``size`` as ``(height, width)``, or raise a clear error."""
+    shape = (size, size) if isinstance(size, Integral) else tuple(size)
+    if len(shape) != 2 or not all(isinstance(s, Integral) and s > 0 for s in shape):
+        raise ValueError(f"size must be a positive int or (height, width); got {size!r}.")
+    return int(shape[0]), int(shape[1])
+
+
+def _paths(X):
+    """The paths in a list, 1-D array, one-column array/DataFrame or Series, as strings."""
+    if hasattr(X, "to_numpy"):  # pandas
+        X = X.to_numpy()
+    elif isinstance(X, (str, os.PathLike)):
+        raise TypeError(
+            f"X is a single path ({str(X)!r}); pass a list of paths, e.g. [{str(X)!r}]."
+        )
+    X = np.asarray(X, dtype=object)
+    if X.ndim == 2 and X.shape[1] == 1:
+        X = X[:, 0]
+    if X.ndim != 1:
+        raise ValueError(
+            f"X must be a list or one column of image file paths; got an array of "
+            f"shape {X.shape}."
+        )
+    if len(X) == 0:
+        raise ValueError("X holds no paths; pass at least one image file.")
+    bad = [value for value in X if not isinstance(value, (str, os.PathLike))]
+    if bad:
+        raise TypeError(f"X must hold file paths (str or Path); got {bad[0]!r}.")
+    return [os.fspath(value) for value in X]
+
+
+def _read(path, mode, size):
+    """One image as a uint8 array ``(H, W)`` for ``"L"`` or ``(H, W, 3)`` for ``"RGB"``."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Image file not found: {path!r}.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"Cannot read {path!r} as an image: {exc}") from exc
+
+
+class ImageFolderLoader(TransformerMixin, BaseEstimator):
+    """Load image files into a uint8 image array, for the first step of a pipeline.
+
+    A stateless transformer: ``transform`` reads the files named in ``X`` (a list,
+    a 1-D array, a one-column array or DataFrame, or a Series of paths) and
+    returns their pixels, ready for any skssl featurizer. Decoding and resizing
+    run on ``n_jobs`` threads (Pillow releases the GIL while it decodes).
+
+    Parameters
+    ----------
+    size : int or tuple of (int, int), default=None
+        ``(height, width)`` to resize every image to (bilinear, antialiased when
+        shrinking); an int gives a square. ``None`` keeps the files' own size,
+        which must then be the same for all of them.
+    mode : {"RGB", "L"}, default="RGB"
+        Colour (``(n, H, W, 3)``) or grayscale (``(n, H, W)``) output; every file
+        is converted to it.
+    root : str or path, default=None
+        Directory that relative paths in ``X`` are read from; ``None`` reads them
+        from the current directory.
+    n_jobs : int, default=None
+        Threads that decode files; ``None`` means 1, ``-1`` all cores.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Always 1: one column of paths.
+
+    See Also
+    --------
+    skssl.datasets.load_mnist : MNIST from its original files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from skssl.io import ImageFolderLoader
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for i in range(3):
+    ...     Image.fromarray(np.full((20, 30, 3), 80 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    >>> paths = [f"{i}.png" for i in range(3)]
+    >>> ImageFolderLoader(root=folder).transform(paths).shape
+    (3, 20, 30, 3)
+    >>> ImageFolderLoader(size=8, mode="L", root=folder).transform(paths).shape
+    (3, 8, 8)
+    """
+
+    _parameter_constraints = {
+        "size": [Integral, tuple, list, None],
+        "mode": [StrOptions(set(_CHANNELS))],
+        "root": [str, os.PathLike, None],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, *, size=None, mode="RGB", root=None, n_jobs=None):
+        self.size = size
+        self.mode = mode
+        self.root = root
+        self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X=None, y=None):
+        """Check the parameters; nothing is learned.
+
+        Parameters
+        ----------
+        X : ignored
+        y : ignored
+
+        Returns
+        -------
+        self : object
+        """
+        if self.size is not None:
+            _as_size(self.size)
+        self.n_features_in_ = 1
+        return self
+
+    def transform(self, X):
+        """Read the images named in ``X``.
+
+        Parameters
+        ----------
+        X : list, ndarray, Series or DataFrame of shape (n_samples,) or (n_samples, 1)
+            Image file paths (str or :class:`pathlib.Path`).
+
+        Returns
+        -------
+        images : ndarray of shape (n_samples, H, W, 3) or (n_samples, H, W), dtype uint8
+            In the order of ``X``; ``(H, W)`` is ``size`` when given.
+        """
+        self._validate_params()
+        size = None if self.size is None else _as_size(self.size)
+        paths = _paths(X)
+        if self.root is not None:
+            paths = [os.path.join(self.root, path) for path in paths]
+        first = _read(paths[0], self.mode, size)
+        images = np.empty((len(paths), *first.shape), dtype=np.uint8)
+        images[0] = first
+
+        def read_into(index):  # written in place: peak memory is the output plus a few images
+            image = _read(paths[index], self.mode, size)
+            if image.shape != first.shape:
+                raise ValueError(
+                    f"{paths[index]!r} is {image.shape[1]}x{image.shape[0]} pixels but "
+                    f"{paths[0]!r} is {first.shape[1]}x{first.shape[0]}; pass "
+                    f"size=(height, width) to resize them all to one size."
+                )
+            images[index] = image
+
+        Parallel(n_jobs=self.n_jobs, require="sharedmem")(
+            delayed(read_into)(index) for index in range(1, len(paths))
+        )
+        return images
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
