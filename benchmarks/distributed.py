@@ -39,11 +39,13 @@ def run(folder, cls, nproc, args):
     script = Path(folder) / "fit.py"
     script.write_text(WORKER)
     out = Path(folder) / f"{cls}-{nproc}.json"
-    subprocess.run(
+    finished = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
          str(script), cls, str(args.n_images), str(args.batch_size), str(args.epochs), str(out)],
-        check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
     )
+    if finished.returncode:
+        sys.exit(f"torchrun failed for {cls} on {nproc} processes:\n{finished.stderr[-4000:]}")
     return json.loads(out.read_text())
 
 

@@ -43,6 +43,22 @@ def local_device(device):
     return device
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward hands every process the summed gradient of its own rows."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        grads = torch.stack(grads)
+        dist.all_reduce(grads)
+        return grads[dist.get_rank()]
+
+
 def gather_with_grad(tensor):
     """Concatenate ``tensor`` from every process along dim 0, gradients flowing back.
 
@@ -53,9 +69,7 @@ def gather_with_grad(tensor):
     """
     if world()[1] == 1:
         return tensor
-    import torch.distributed.nn.functional as dist_functional
-
-    return torch.cat(dist_functional.all_gather(tensor))
+    return torch.cat(_GatherWithGrad.apply(tensor))
 
 
 @torch.no_grad()

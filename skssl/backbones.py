@@ -155,9 +155,10 @@ def grid_positions(dim, grid):
     On grids of a few patches most of MAE's frequencies (made for 14 x 14 grids and
     longer sequences) hardly change across the grid, so its embedding is mostly one
     constant vector added to every token, which drowns the content of small patches.
-    Centred, only what tells positions apart remains. On 1,000 digits this took the
-    masked-patch loss below that of predicting the average image in ~6 epochs
-    instead of ~30, and the linear-probe accuracy of the features from 0.70 to 0.82.
+    Centred, only what tells positions apart remains. With MAE on 1,000 digits (a
+    64-dimensional 2-block ViT, 100 epochs, seeds 0-2), the loss fell below that of
+    predicting the average image after ~8 epochs instead of ~27, and the linear-probe
+    accuracy of the features rose from 0.69-0.71 to 0.82.
     """
     positions = sincos_positions(dim, grid)
     positions = positions - positions.mean(dim=(1, 2), keepdim=True)
@@ -266,11 +267,13 @@ def vit_tiny(in_shape, *, patch_size=None, embed_dim=192, depth=4, heads=3, mlp_
     """A small Vision Transformer as named stages ``patch_embed``, ``block1``, ... ``norm``.
 
     ViT-Tiny's width (Touvron et al. 2021: 192 dimensions, 3 heads, MLPs 4x as wide)
-    with 4 blocks instead of 12: on 1,000 digits on a CPU, 12 blocks cost three times
-    as long per epoch and gave no better features. No class token: features average
-    the patch tokens (``pool="avg"``), which MAE found as good. Positions are MAE's
-    fixed 2-D sine-cosine embedding: nothing to learn from few images, and defined
-    for any grid, including the ``1 x n`` rows of non-image tables.
+    with 4 blocks instead of 12, for CPUs: on 1,000 digits and one CPU thread an MAE
+    epoch takes 1.3 s instead of 2.6 s, and embedding them 0.8 s instead of 2.5 s.
+    No class token: features average the patch tokens (``pool="avg"``), which MAE
+    found as good. Positions are fixed, not learned: MAE's 2-D sine-cosine embedding,
+    centred over the grid (:func:`grid_positions`), which needs no images to learn
+    from and is defined for any grid, including the ``1 x n`` rows of non-image
+    tables.
 
     Every stage maps a ``(B, D, h, w)`` grid of tokens to another (``patch_embed``
     takes the images), so ``pool="avg"`` averages over tokens and ``"flatten"`` keeps

@@ -20,10 +20,11 @@ from ._training import chunks, to_unit, train
 from .backbones import BACKBONES, Backbone, build_stages, pool
 
 COMMON_PARAMETERS_DOC = """\
-    backbone : {"small_cnn", "resnet18", "mlp"}, nn.Module subclass or instance, \
-default="small_cnn"
+    backbone : {"small_cnn", "resnet18", "vit_tiny", "mlp"}, nn.Module subclass or \
+instance, default="small_cnn"
         The network to pretrain. ``"small_cnn"`` is the classic 3-conv lab network;
-        ``"resnet18"`` a ResNet-18 with a small-image stem (use a GPU). A module
+        ``"resnet18"`` a ResNet-18 with a small-image stem (use a GPU); ``"vit_tiny"``
+        a small vision transformer with patches sized for small images. A module
         class is instantiated with ``backbone_kwargs``; an ``nn.Sequential``'s children
         are its stages. See :mod:`skssl.backbones`.
     backbone_kwargs : dict, default=None

@@ -458,8 +458,8 @@ def triplet_loss(embeddings, labels, margin=0.5, mining="semi_hard"):
 def counting_loss(whole, tiles, other, margin=10.0):
     """Counting's contrastive loss: the tiles' counts must add up to the whole image's.
 
-    "l_con(x, y) = |phi(D o x) - sum_j phi(T_j o x)|^2 + max{0, M - |phi(D o y) -
-    sum_j phi(T_j o x)|^2}" [6], with ``D`` the downsampling and ``T_j`` the tiles; the
+    ``l_con(x, y) = |phi(D o x) - sum_j phi(T_j o x)|^2 + max{0, M - |phi(D o y) -
+    sum_j phi(T_j o x)|^2}`` [6], with ``D`` the downsampling and ``T_j`` the tiles; the
     second term, with another image ``y``, rules out the trivial ``phi = 0``.
 
     - [6] Counting, Noroozi, Pirsiavash & Favaro, ICCV 2017, arXiv:1708.06734.

@@ -11,6 +11,7 @@ from .denoising import DenoisingAEFeaturizer
 from .dino import DINOFeaturizer
 from .exemplar import ExemplarFeaturizer
 from .jigsaw import JigsawFeaturizer
+from .mae import MAEFeaturizer
 from .moco import MoCoFeaturizer
 from .relative_position import RelativePositionFeaturizer
 from .rotation import RotNetFeaturizer
@@ -32,6 +33,7 @@ __all__ = [
     "DINOFeaturizer",
     "ExemplarFeaturizer",
     "JigsawFeaturizer",
+    "MAEFeaturizer",
     "MoCoFeaturizer",
     "RelativePositionFeaturizer",
     "RotNetFeaturizer",

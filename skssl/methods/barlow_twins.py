@@ -75,7 +75,7 @@ class BarlowTwinsFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl import BarlowTwinsFeaturizer
     >>> X = load_digits().data[:100]
-    >>> BarlowTwinsFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> BarlowTwinsFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

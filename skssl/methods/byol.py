@@ -97,7 +97,7 @@ class BYOLFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl import BYOLFeaturizer
     >>> X = load_digits().data[:100]
-    >>> BYOLFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> BYOLFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
+from .. import _distributed
 from ..base import BaseFeaturizer, _fill_docstring
 from ..losses import dino_loss
 from ._siamese import (
@@ -113,7 +114,8 @@ class DINOTask(MultiCropTask):
         with torch.no_grad():
             global_views = inputs[: 2 * len(inputs) // self.n_views]  # (2B, C, H, W)
             teacher = self.teacher_head(self.features(global_views, self.teacher_backbone))  # (2B, K)
-        self._teacher_mean = teacher.float().mean(dim=0)  # the centre moves in after_step
+        # the centre moves in after_step, by the mean over every process's batch
+        self._teacher_mean = _distributed.all_mean(teacher.float().mean(dim=0))
         teacher = teacher.unflatten(0, (2, -1))  # (2, B, K)
         return dino_loss(student, teacher, self.center, self.student_temperature, self.teacher_temperature())
 
@@ -199,7 +201,7 @@ class DINOFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl.methods.dino import DINOFeaturizer
     >>> X = load_digits().data[:100]
-    >>> DINOFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> DINOFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

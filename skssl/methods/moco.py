@@ -134,7 +134,7 @@ class MoCoFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl import MoCoFeaturizer
     >>> X = load_digits().data[:100]
-    >>> MoCoFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> MoCoFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

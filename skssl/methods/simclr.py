@@ -76,7 +76,7 @@ class SimCLRFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl import SimCLRFeaturizer
     >>> X = load_digits().data[:100]
-    >>> SimCLRFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> SimCLRFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

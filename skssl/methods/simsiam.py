@@ -71,7 +71,7 @@ class SimSiamFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl import SimSiamFeaturizer
     >>> X = load_digits().data[:100]
-    >>> SimSiamFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> SimSiamFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

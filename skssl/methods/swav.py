@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
+from .. import _distributed
 from ..base import BaseFeaturizer, _fill_docstring
 from ..losses import sinkhorn_knopp, swav_loss
 from ._siamese import (
@@ -72,7 +73,9 @@ class SwAVTask(MultiCropTask):
         z = F.normalize(self.head(self.features(inputs)), dim=1)  # (VB, D)
         scores = self.prototypes(z).unflatten(0, (self.n_views, -1))  # (V, B, K)
         batch = scores.shape[1]
-        global_scores = scores[:2].detach()  # (2, B, K)
+        # under torchrun the codes balance the prototypes over every process's batch
+        rank, world_size = _distributed.world()
+        global_scores = _distributed.gather(scores[:2].detach().transpose(0, 1)).transpose(0, 1)  # (2, PB, K)
         queue_size = self.queue.shape[1]
         if queue_size:
             self._new_embeddings = z[: 2 * batch].detach().unflatten(0, (2, -1))  # (2, B, D)
@@ -80,7 +83,10 @@ class SwAVTask(MultiCropTask):
                 queued = self.prototypes(self.queue).detach()  # (2, L, K)
                 global_scores = torch.cat([queued, global_scores], dim=1)  # (2, L + B, K)
         codes = torch.stack(
-            [sinkhorn_knopp(s, self.epsilon, self.sinkhorn_iterations)[-batch:] for s in global_scores]
+            [
+                sinkhorn_knopp(s, self.epsilon, self.sinkhorn_iterations)[-world_size * batch:][rank * batch:(rank + 1) * batch]
+                for s in global_scores
+            ]
         )  # (2, B, K)
         return swav_loss(scores, codes, self.temperature)
 
@@ -154,7 +160,7 @@ class SwAVFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl.methods.swav import SwAVFeaturizer
     >>> X = load_digits().data[:100]
-    >>> SwAVFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> SwAVFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 

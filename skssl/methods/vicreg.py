@@ -76,7 +76,7 @@ class VICRegFeaturizer(BaseFeaturizer):
     >>> from sklearn.datasets import load_digits
     >>> from skssl import VICRegFeaturizer
     >>> X = load_digits().data[:100]
-    >>> VICRegFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
+    >>> VICRegFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
     (100, 64)
     """
 
