@@ -57,7 +57,7 @@ BAD_PARAMETERS = [
     ({"device": "tpu"}, ValueError, "device"),
     ({"layer": "fc9"}, ValueError, "not a stage"),
     ({"layer": 7}, ValueError, "out of range"),
-    ({"backbone_kwargs": {"depth": 3}}, TypeError, "backbone_kwargs"),
+    ({"backbone_kwargs": {"n_wings": 3}}, TypeError, "backbone_kwargs"),
 ]
 
 
