@@ -1,10 +1,17 @@
-"""Peer baselines for ``throughput.py --peers``, run in an environment that has them.
+"""Peer baselines for ``throughput.py --keras-python ... --lightly-python ...``, run by
+the interpreter of an environment that has them.
 
     python benchmarks/peers.py keras  --mnist PATH [--epochs 3]   # needs tensorflow-cpu
     python benchmarks/peers.py lightly --mnist PATH [--epochs 3]  # needs lightly
 
-Neither package is a dependency of skssl; install each in its own environment. Prints
-one JSON line: ``{"peer", "images_per_second", "unit"}``, timed after a warm-up epoch.
+Neither package is a dependency of skssl (nor needs skssl): install each in its own
+throwaway environment outside the repository, e.g.
+
+    python -m venv ../peers-tf && ../peers-tf/bin/pip install tensorflow-cpu
+    python -m venv ../peers-lightly && ../peers-lightly/bin/pip install torch torchvision lightly
+
+Prints one JSON line: ``{"peer", "images_per_second", "unit", "version"}``, timed over
+the epochs after a warm-up epoch.
 
 - keras: the classic rotation lab. 10,000 MNIST images, each rotated by 0/90/180/270
   degrees up front (40,000 samples), the lab network Conv64/s2 - pool - Conv32 - pool
@@ -17,6 +24,7 @@ one JSON line: ``{"peer", "images_per_second", "unit"}``, timed after a warm-up 
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -26,6 +34,10 @@ def keras_lab(X, epochs):
     import tensorflow as tf
     from tensorflow import keras
 
+    threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    if threads:  # as many threads as the skssl side (TF otherwise takes one per core)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     images = X[:10000].astype("float32")[..., None] / 255.0
     rotated = np.concatenate([np.rot90(images, k, axes=(1, 2)) for k in range(4)])
     labels = np.repeat(np.arange(4), len(images))
