@@ -297,9 +297,13 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         channels = self.image_shape_[0]
         return self._make_task([0.0] * channels, [1.0] * channels)
 
-    def _make_task(self, mean, std):
+    def _make_backbone(self, mean, std):
+        """The backbone the task trains: ``backbone`` built for ``image_shape_``."""
         stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
-        backbone = Backbone(stages, self.image_shape_, mean, std)
+        return Backbone(stages, self.image_shape_, mean, std)
+
+    def _make_task(self, mean, std):
+        backbone = self._make_backbone(mean, std)
         self.layer_ = self._resolve_layer(backbone.stage_names)
         self.pool_ = self._resolve_pool()
         task = self._build_task(backbone, self.pool_)

@@ -3,6 +3,7 @@
 - [0] Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016, arXiv:1603.08511.
 """
 
+from abc import abstractmethod
 from numbers import Real
 
 import torch
@@ -180,17 +181,14 @@ class ColorSpaceMixin:
     """For featurizers whose backbone is a :class:`ColorSpaceBackbone`: builds it, and
     standardises Lab inputs with the training set's Lab statistics."""
 
+    @abstractmethod
     def _split(self):
         """The ``split`` of the backbone for the training images' ``image_shape_``."""
-        raise NotImplementedError
 
-    def _make_task(self, mean, std):
-        backbone = ColorSpaceBackbone.build(
+    def _make_backbone(self, mean, std):
+        return ColorSpaceBackbone.build(
             self.backbone, self.backbone_kwargs, self.image_shape_, mean, std, split=self._split()
         )
-        self.layer_ = self._resolve_layer(backbone.stage_names)
-        self.pool_ = self._resolve_pool()
-        return self._build_task(backbone, self.pool_).to(memory_format=torch.channels_last)
 
     def _initial_task(self, images, data, device, seed):
         task = super()._initial_task(images, data, device, seed)
