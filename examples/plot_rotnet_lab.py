@@ -14,6 +14,8 @@ the same network trained end to end on the labels, with its random-init features
 and with raw pixels. Run ``python examples/plot_rotnet_lab.py --data
 ../shared/data/mnist_train.npz`` for MNIST; by default it uses the digits, split
 the same way (1,000 unlabeled, 300 labeled, the rest for testing).
+``--lab-network`` drops the batch norm that skssl's small CNN adds, for the lab's own
+network; ``--precision bfloat16`` trains under bfloat16 autocast.
 """
 
 import argparse
@@ -28,6 +30,8 @@ from skssl.evaluation import linear_probe, pixel_probe
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", help="MNIST .npz or idx files; default: digits")
 parser.add_argument("--max-epochs", type=int, default=None, help="default: the featurizer's")
+parser.add_argument("--lab-network", action="store_true", help="the lab's convolutions, without batch norm")
+parser.add_argument("--precision", default="auto", help="'float32', 'bfloat16' or 'auto' (the default)")
 args, _ = parser.parse_known_args()
 
 if args.data:
@@ -40,12 +44,16 @@ X_unlabeled = X[: splits[0]]
 X_labeled, y_labeled = X[splits[0] : sum(splits)], y[splits[0] : sum(splits)]
 X_test, y_test = X[sum(splits) : sum(splits) + 2_000], y[sum(splits) : sum(splits) + 2_000]
 
-rotnet = RotNetFeaturizer(random_state=0)
+rotnet = RotNetFeaturizer(random_state=0, precision=args.precision)
+if args.lab_network:
+    rotnet.set_params(backbone_kwargs={"batch_norm": False})
 if args.max_epochs is not None:
     rotnet.set_params(max_epochs=args.max_epochs)
 rotnet.fit(X_unlabeled)
 untrained = clone(rotnet).set_params(max_epochs=0).fit(X_unlabeled)
-supervised = SupervisedClassifier(random_state=0, max_epochs=args.max_epochs or 30)
+supervised = SupervisedClassifier(
+    random_state=0, max_epochs=args.max_epochs or 30, backbone_kwargs=rotnet.backbone_kwargs
+)
 supervised.fit(X_labeled, y_labeled)
 
 results = {

@@ -195,4 +195,7 @@ def to_tensor(images, device):
     batch = np.ascontiguousarray(images)
     if not batch.flags.writeable:
         batch = batch.copy()  # torch.from_numpy warns about read-only memory
-    return torch.from_numpy(batch).to(device, non_blocking=True)
+    host = torch.from_numpy(batch)
+    if torch.device(device).type == "cuda":
+        host = host.pin_memory()  # page-locked, so the copy below runs asynchronously
+    return host.to(device, non_blocking=True)

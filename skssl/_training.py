@@ -29,6 +29,19 @@ def to_unit(batch, value_range):
     return ((batch if wide else batch.float()) - low).div_(high - low).float()
 
 
+def uses_bfloat16(device_type, precision="auto"):
+    """Whether ``precision`` means bfloat16 autocast on a ``device_type`` device.
+
+    ``"auto"`` is bfloat16 on CUDA and float32 elsewhere.
+    """
+    return precision == "bfloat16" or (precision == "auto" and device_type == "cuda")
+
+
+def autocast(device, precision="auto"):
+    """The autocast context of ``precision`` on ``device``: bfloat16, or disabled."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bfloat16(device.type, precision))
+
+
 def take(images, indices, device):
     """The rows ``indices`` of the training set, on ``device`` in their own dtype.
 
@@ -53,7 +66,8 @@ def _snapshot(module):
 
 def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
           weight_decay, generator, verbose=0, tol=1e-4, n_iter_no_change=None,
-          resume=None, on_epoch_end=None, targets=None, device=None):
+          resume=None, on_epoch_end=None, targets=None, device=None, precision="auto",
+          compile=False):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
     Parameters
@@ -93,6 +107,10 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         labels are passed as ``task(batch, generator, labels)``.
     device : torch.device, default=None
         The training device; defaults to ``images.device``.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Autocast to bfloat16 (``"auto"``: on CUDA only), see :func:`autocast`.
+    compile : bool, default=False
+        Run the steps through ``torch.compile``; ``task`` itself stays uncompiled.
 
     Returns
     -------
@@ -113,7 +131,12 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         )
         batch_size = n_images
     steps_per_epoch = n_images // batch_size
-    optimizer = torch.optim.AdamW(task.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(
+        task.parameters(),
+        lr=learning_rate,
+        weight_decay=weight_decay,
+        fused=device.type in ("cpu", "cuda"),  # one kernel for every parameter, not a loop
+    )
     total_steps = max(1, steps_per_epoch * max_epochs)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     history = []
@@ -123,9 +146,10 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         schedule.load_state_dict(resume["schedule"])
         generator.set_state(resume["generator"])
         history = list(resume["history"])
-    device_type = device.type
     model = _distributed.wrap(task)  # DistributedDataParallel under torchrun
-    autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
+    if compile:
+        model = torch.compile(model)  # a wrapper: the fitted task pickles as usual
+    mixed = autocast(device, precision)
     last_good = _snapshot(task)
     best_loss, epochs_without_improvement = math.inf, 0
     task.train()
@@ -141,7 +165,7 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
                 # every process draws the same order and takes its share of the batch
                 indices = _distributed.shard(order[step * batch_size:(step + 1) * batch_size])
                 batch = to_unit(take(images, indices, device), value_range)
-                with autocast:
+                with mixed:
                     if epoch_targets is None:
                         loss = model(batch, generator)
                     else:  # labels or pseudo-labels travel with the images

@@ -69,12 +69,13 @@ def small_cnn(in_shape, *, widths=(64, 32, 16), batch_norm=True):
         height, width = -(-height // stride[0]), -(-width // stride[1])
         if batch_norm:
             layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
         if index != 2:
+            # max-pool before ReLU: the two commute, and ReLU then sees a quarter of the map
             pool = (_downsample(height), _downsample(width))
             if pool != (1, 1):
                 layers.append(nn.MaxPool2d(pool, pool))
             height, width = height // pool[0], width // pool[1]
+        layers.append(nn.ReLU(inplace=True))
         stages[f"conv{index + 1}"] = nn.Sequential(*layers)
         channels = out_channels
     return nn.Sequential(stages)

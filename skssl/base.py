@@ -16,7 +16,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _distributed, _persistence
 from ._data import check_images, to_tensor, value_range
-from ._training import chunks, to_unit, train
+from ._training import autocast, chunks, to_unit, train
+from .augment import resize
 from .backbones import BACKBONES, Backbone, build_stages, pool
 
 COMMON_PARAMETERS_DOC = """\
@@ -46,6 +47,15 @@ instance, default="small_cnn"
         AdamW weight decay.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to train and embed; ``"auto"`` picks CUDA when available.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of training and embedding. ``"bfloat16"`` runs the network under
+        bfloat16 autocast (losses and colour conversions stay float32); ``"auto"``
+        uses it on CUDA and float32 on the CPU. On CPUs with native bfloat16
+        (AVX512-BF16, AMX) ``"bfloat16"`` is faster there too; elsewhere it is slower.
+    compile : bool, default=False
+        Compile the pretext model with ``torch.compile`` for training (needs a C++
+        compiler on the CPU; the first steps pay the compilation). It pays off for
+        large networks on a GPU; the small CNN on a CPU runs faster uncompiled.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of flat rows, or the
         layout of 4-D input. ``None`` infers square grayscale images from flat rows;
@@ -195,6 +205,8 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
+        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
+        "compile": ["boolean"],
         "image_shape": [tuple, list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -275,6 +287,8 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
             resume=resume,
             on_epoch_end=self._write_checkpoint if self.checkpoint_dir is not None else None,
             device=device,
+            precision=self.precision,
+            compile=self.compile,
         )
         task.requires_grad_(False).eval()
         self.task_ = task
@@ -297,10 +311,16 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         channels = self.image_shape_[0]
         return self._make_task([0.0] * channels, [1.0] * channels)
 
+    def _working_shape(self):
+        """``(C, H, W)`` the backbone works at: the training images' own unless a
+        method enlarges small images (``transform`` then enlarges them alike)."""
+        return self.image_shape_
+
     def _make_backbone(self, mean, std):
-        """The backbone the task trains: ``backbone`` built for ``image_shape_``."""
-        stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
-        return Backbone(stages, self.image_shape_, mean, std)
+        """The backbone the task trains: ``backbone`` built for :meth:`_working_shape`."""
+        shape = self._working_shape()
+        stages = build_stages(self.backbone, shape, self.backbone_kwargs)
+        return Backbone(stages, shape, mean, std)
 
     def _make_task(self, mean, std):
         backbone = self._make_backbone(mean, std)
@@ -368,10 +388,12 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         """Pooled features of ``layer`` for NCHW ``images``, streamed in batches."""
         backbone = self.task_.backbone
         device = backbone.mean.device
+        size = backbone.in_shape[1:]  # the working size: images are enlarged to it
         features = None
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, getattr(self, "precision", "auto")):
             for start in range(0, len(images), batch_size):
                 batch = to_unit(to_tensor(images[start:start + batch_size], device), self.value_range_)
+                batch = resize(batch, size)
                 chunk = pool(backbone(batch, upto=layer), self.pool_).float().cpu().numpy()
                 if features is None:  # filled in place: peak memory is the output plus one batch
                     features = np.empty((len(images), chunk.shape[1]), dtype=np.float32)

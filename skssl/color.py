@@ -20,6 +20,7 @@ True
 """
 
 import functools
+import math
 
 import torch
 
@@ -34,6 +35,7 @@ _DELTA = 6 / 29  # the CIE f(t) switches from the cube root to a line at t = DEL
 
 AB_BIN = 10.0  # ab grid spacing in [0]: "we quantize the ab output space into bins with grid size 10"
 AB_LIMIT = 110.0  # |a|, |b| of every sRGB colour is below this
+_LATTICE = round(2 * AB_LIMIT / AB_BIN) + 1  # bin centres per axis of the full ab grid
 
 
 def _float32(function):
@@ -144,14 +146,45 @@ def ab_bins():
     return _gamut().clone()
 
 
-def _nearest_bins(points, centres, k=1, chunk=65536):
-    """Distances and indices ``(N, k)`` of the ``k`` bins nearest to each of ``points`` ``(N, 2)``."""
-    found = [torch.cdist(part, centres).topk(k, dim=1, largest=False) for part in points.split(chunk)]
-    return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
+@functools.lru_cache(maxsize=8)
+def _candidates(k):
+    """For every square of the ab lattice, the bins that can be among the ``k`` nearest
+    to a point inside it: indices ``(S, M)`` padded with -1, ``S`` squares a-major.
+
+    The ``k``-th nearest distance is 1-Lipschitz, so anywhere in a square it is at most
+    its value at the square's centre plus half the square's diagonal; a bin farther
+    than that from the whole square is never among the ``k`` nearest. About 32 of the
+    262 bins remain for ``k=5``.
+    """
+    centres = _gamut()
+    corners = torch.arange(_LATTICE - 1, dtype=torch.float32) * AB_BIN - AB_LIMIT
+    low = torch.cartesian_prod(corners, corners)  # (S, 2) lower corner of every square
+    reach = torch.cdist(low + AB_BIN / 2, centres).kthvalue(k, dim=1).values + AB_BIN / math.sqrt(2)
+    gap = torch.maximum(low[:, None] - centres, centres - (low[:, None] + AB_BIN)).clamp(min=0).norm(dim=2)
+    near = gap <= reach[:, None] + 1e-3  # (S, Q), with a margin for rounding
+    first = torch.sort((~near).to(torch.uint8), dim=1, stable=True).indices[:, : int(near.sum(1).max())]
+    return torch.where(near.gather(1, first), first, -1)
+
+
+def _nearest_bins(points, k=1):
+    """Distances and indices ``(N, k)`` of the ``k`` in-gamut bins nearest to each of
+    ``points`` ``(N, 2)``, exactly as over all bins, from each point's lattice square's
+    candidates (:func:`_candidates`). Points beyond ``AB_LIMIT`` (no sRGB colour is)
+    are first clamped onto the lattice."""
+    centres = _gamut().to(points.device)
+    candidates = _candidates(k).to(points.device)
+    points = points.clamp(-AB_LIMIT, AB_LIMIT)
+    square = ((points + AB_LIMIT) / AB_BIN).floor().long().clamp(0, _LATTICE - 2)  # (N, 2)
+    index = candidates[square[:, 0] * (_LATTICE - 1) + square[:, 1]]  # (N, M)
+    distance = (points[:, None] - centres[index.clamp(min=0)]).norm(dim=2).masked_fill(index < 0, math.inf)
+    nearest, position = distance.topk(k, dim=1, largest=False)
+    return nearest, index.gather(1, position)
 
 
 def quantize_ab(ab):
     """Index of the nearest in-gamut ab bin at every position: hard encoding.
+
+    ab values beyond ±``AB_LIMIT`` (110; no sRGB colour reaches it) are clamped to it.
 
     Parameters
     ----------
@@ -163,7 +196,7 @@ def quantize_ab(ab):
     """
     n, _, height, width = ab.shape
     points = ab.float().permute(0, 2, 3, 1).reshape(-1, 2)  # (B*H*W, 2)
-    return _nearest_bins(points, _gamut().to(ab.device))[1].view(n, height, width)
+    return _nearest_bins(points)[1].view(n, height, width)
 
 
 def encode_ab(ab, *, soft=True, n_neighbors=5, sigma=5.0):
@@ -171,7 +204,8 @@ def encode_ab(ab, *, soft=True, n_neighbors=5, sigma=5.0):
 
     Soft encoding [0]: "we find the 5-nearest neighbors to y_hw in the output space and
     weight them proportionally to their distance from the ground truth using a Gaussian
-    kernel with sigma = 5". Hard encoding: a one-hot vector on the nearest bin.
+    kernel with sigma = 5". Hard encoding: a one-hot vector on the nearest bin. ab values
+    beyond ±``AB_LIMIT`` (110; no sRGB colour reaches it) are clamped to it.
 
     Parameters
     ----------
@@ -185,16 +219,35 @@ def encode_ab(ab, *, soft=True, n_neighbors=5, sigma=5.0):
     -------
     Tensor of shape (B, Q, H, W), float32, summing to 1 over the bins
     """
-    centres = _gamut().to(ab.device)
+    return densify(*sparse_encode_ab(ab, soft=soft, n_neighbors=n_neighbors, sigma=sigma))
+
+
+def sparse_encode_ab(ab, *, soft=True, n_neighbors=5, sigma=5.0):
+    """:func:`encode_ab` as the bins that carry weight: ``(index, weight)``, each
+    ``(B, K, H, W)`` with ``K = n_neighbors`` (1 for hard encoding), the nearest bin first.
+
+    Examples
+    --------
+    >>> import torch
+    >>> index, weight = sparse_encode_ab(torch.zeros(1, 2, 1, 1))  # grey: bin (0, 0)
+    >>> bool(ab_bins()[index[0, 0, 0, 0]].eq(0).all()), round(float(weight.sum()), 4)
+    (True, 1.0)
+    """
     n, _, height, width = ab.shape
-    if not soft:
-        one_hot = torch.nn.functional.one_hot(quantize_ab(ab), len(centres))  # (B, H, W, Q)
-        return one_hot.permute(0, 3, 1, 2).float()
     points = ab.float().permute(0, 2, 3, 1).reshape(-1, 2)  # (B*H*W, 2)
-    distance, index = _nearest_bins(points, centres, n_neighbors)
-    weights = torch.softmax(-(distance**2) / (2 * sigma**2), dim=1)  # Gaussian, normalised
-    encoded = torch.zeros(len(points), len(centres), device=ab.device).scatter_(1, index, weights)
-    return encoded.view(n, height, width, -1).permute(0, 3, 1, 2)
+    distance, index = _nearest_bins(points, n_neighbors if soft else 1)  # ascending distance
+    if soft:
+        weight = torch.softmax(-(distance**2) / (2 * sigma**2), dim=1)  # Gaussian, normalised
+    else:
+        weight = torch.ones_like(distance)
+    return tuple(t.view(n, height, width, -1).permute(0, 3, 1, 2) for t in (index, weight))
+
+
+def densify(index, weight):
+    """Distributions ``(B, Q, H, W)`` over the ab bins from :func:`sparse_encode_ab`'s output."""
+    n, _, height, width = index.shape
+    dense = torch.zeros(n, len(_gamut()), height, width, device=index.device)
+    return dense.scatter_(1, index, weight.float())
 
 
 def rebalancing_weights(counts, *, lam=0.5, sigma=5.0):
@@ -250,10 +303,12 @@ def quantize_unit(values, n_bins):
 
 __all__ = [
     "ab_bins",
+    "densify",
     "encode_ab",
     "lab_to_rgb",
     "quantize_ab",
     "quantize_unit",
     "rebalancing_weights",
     "rgb_to_lab",
+    "sparse_encode_ab",
 ]

@@ -55,6 +55,8 @@ BAD_PARAMETERS = [
     ({"backbone": "vgg99"}, ValueError, "backbone"),
     ({"backbone": 3}, ValueError, "backbone"),
     ({"device": "tpu"}, ValueError, "device"),
+    ({"precision": "float16"}, ValueError, "precision"),
+    ({"compile": "yes"}, ValueError, "compile"),
     ({"layer": "fc9"}, ValueError, "not a stage"),
     ({"layer": 7}, ValueError, "out of range"),
     ({"backbone_kwargs": {"n_wings": 3}}, TypeError, "backbone_kwargs"),

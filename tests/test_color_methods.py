@@ -2,6 +2,7 @@
 Colorization and split-brain featurizers (shapes, errors, persistence, scikit-learn's
 checks, evidence that they learn) and the sample-patch data set."""
 
+import gc
 import math
 import pickle
 
@@ -16,6 +17,7 @@ from skssl import load
 from skssl.color import (
     D65,
     RGB_TO_XYZ,
+    _nearest_bins,
     ab_bins,
     encode_ab,
     lab_to_rgb,
@@ -94,12 +96,33 @@ def test_ab_bins_cover_every_srgb_colour():
 
 def test_quantize_ab_is_the_nearest_bin():
     centres = ab_bins().tolist()
-    ab = torch.empty(1, 2, 20, 10).uniform_(-120, 120, generator=torch.Generator().manual_seed(3))
+    ab = torch.empty(1, 2, 40, 10).uniform_(-110, 110, generator=torch.Generator().manual_seed(3))
     index = quantize_ab(ab)
-    for i, j in np.ndindex(20, 10):
+    for i, j in np.ndindex(40, 10):
         a, b = ab[0, :, i, j].tolist()
         distances = [math.hypot(a - ca, b - cb) for ca, cb in centres]
         assert distances[index[0, i, j]] == pytest.approx(min(distances), abs=1e-4)
+
+
+def test_nearest_bins_match_a_search_over_every_bin():
+    # the search looks only at each lattice square's candidates; it must find the same
+    # k nearest as a search over all bins, for colours and for any point of the ab box
+    centres = ab_bins()
+    generator = torch.Generator().manual_seed(0)
+    colours = rgb_to_lab(torch.rand(1, 3, 20000, 1, generator=generator))[0, 1:, :, 0].T
+    anywhere = torch.empty(20000, 2).uniform_(-110, 110, generator=generator)
+    for points in (colours, anywhere):
+        for k in (1, 5):
+            distance, index = _nearest_bins(points, k)
+            expected = torch.cdist(points.double(), centres.double()).topk(k, dim=1, largest=False).values
+            torch.testing.assert_close(distance.double(), expected, atol=1e-4, rtol=0)
+            found = (points[:, None] - centres[index]).norm(dim=2).double()
+            torch.testing.assert_close(found, expected, atol=1e-4, rtol=0)
+
+
+def test_ab_beyond_the_srgb_range_is_clamped():
+    ab = torch.tensor([[200.0, -150.0], [110.0, -110.0]]).T.reshape(1, 2, 2, 1)
+    assert torch.equal(quantize_ab(ab)[0, 0], quantize_ab(ab)[0, 1])
 
 
 def test_soft_encoding_matches_reference():
@@ -429,3 +452,21 @@ def test_sample_patches_are_a_task_neither_trivial_nor_hopeless():
     X, y = load_sample_patches(random_state=0)
     accuracy = pixel_probe(X[:300], y[:300], X[1000:], y[1000:])
     assert 0.25 < accuracy < 0.6, accuracy  # chance: 0.125; seeds 0, 1, 2 gave 0.42, 0.41, 0.41
+
+
+def test_colorization_encodes_the_training_targets_once_and_keeps_them_out_of_the_model():
+    X, _ = load_sample_patches(n_patches=64, random_state=0)
+    featurizer = ColorizationFeaturizer(max_epochs=1, batch_size=32, device="cpu", random_state=0).fit(X)
+    task = featurizer.task_.train()
+    assert "_targets" not in task.__dict__  # dropped with the fit's copy of the images
+    images = torch.as_tensor(X).permute(0, 3, 1, 2).contiguous()
+    targets = task.start_epoch(images, (0.0, 255.0), None)
+    assert task.start_epoch(images, (0.0, 255.0), None) is targets  # encoded once per set
+    assert "_targets" not in pickle.loads(pickle.dumps(task)).__dict__
+    batch = images[:8].float() / 255
+    _, built = task.views(batch, None)
+    torch.testing.assert_close(targets[:8], built)
+    torch.testing.assert_close(task(batch, None, targets[:8]), task(batch, None))
+    del images, targets
+    gc.collect()
+    assert "_targets" not in task.__dict__

@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from torch import nn
 
 from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
+from skssl.backbones import pool
 
 FEATURIZERS = [RotNetFeaturizer, SimCLRFeaturizer, DenoisingAEFeaturizer]
 TINY = dict(max_epochs=1, batch_size=32, device="cpu", random_state=0)
@@ -103,7 +104,7 @@ def test_layer_and_pool_choose_the_features(digits):
     assert RotNetFeaturizer(**TINY).fit(X).layer_ == "conv2"  # before the last block
     assert SimCLRFeaturizer(**TINY).fit(X).layer_ == "conv3"
     conv1 = RotNetFeaturizer(**{**TINY, "layer": "conv1"}).fit(X)
-    assert conv1.transform(X).shape == (len(X), 64 * 2 * 2)
+    assert conv1.transform(X).shape == (len(X), 64 * 4 * 4)  # digits work at 16x16
     averaged = RotNetFeaturizer(**{**TINY, "layer": 0, "pool": "avg"}).fit(X)
     assert averaged.layer_ == "conv1" and averaged.transform(X).shape == (len(X), 64)
     with pytest.raises(ValueError, match="not a stage of this backbone.*conv1"):
@@ -165,6 +166,23 @@ def test_rotnet_on_non_square_images_predicts_two_rotations():
     X = np.random.default_rng(0).random((16, 6, 10))
     featurizer = RotNetFeaturizer(**{**TINY, "batch_size": 8}).fit(X)
     assert featurizer.task_.head.out_features == 2
+    assert featurizer.task_.backbone.in_shape == (1, 12, 20)  # enlarged 2x, aspect kept
+
+
+@pytest.mark.parametrize(
+    "shape, working",
+    [((8, 8), (1, 16, 16)), ((5, 5), (1, 20, 20)), ((16, 16), (1, 16, 16)), ((1, 64), (1, 1, 64))],
+)
+def test_rotnet_enlarges_small_images_in_fit_and_transform_alike(shape, working):
+    X = np.random.default_rng(0).random((32, *shape))
+    featurizer = RotNetFeaturizer(**TINY).fit(X)
+    backbone = featurizer.task_.backbone
+    assert backbone.in_shape == working
+    unit = torch.as_tensor((X - X.min()) / (X.max() - X.min()), dtype=torch.float32).unsqueeze(1)
+    enlarged = torch.nn.functional.interpolate(unit, size=working[1:], mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        expected = pool(backbone(enlarged, upto=featurizer.layer_), featurizer.pool_).numpy()
+    np.testing.assert_allclose(featurizer.transform(X), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -30,13 +30,16 @@ def _gain_over_random(featurizer, X_unlabeled, X_train, y_train, X_test, y_test)
 # Pretext on 1,000 unlabeled digits, probe on 300 labels, test on 797 others. Gains over
 # random-init features seen for seeds 0, 1, 2 when the margins were set:
 #   SimCLR, 15 epochs: +0.13, +0.15, +0.07;  denoising, 8 epochs: +0.13, +0.06, +0.04.
+#   RotNet, 20 epochs (digits enlarged to 16x16): +0.040, +0.038, +0.015, and +0.018,
+#   +0.029 for seeds 3, 4; at their native 8x8 its gains were -0.012 to +0.064.
 @pytest.mark.parametrize(
     "featurizer, margin",
     [
         (SimCLRFeaturizer(max_epochs=15, random_state=0), 0.04),
         (DenoisingAEFeaturizer(max_epochs=8, random_state=0), 0.03),
+        (RotNetFeaturizer(max_epochs=20, random_state=0), 0.01),
     ],
-    ids=["simclr", "denoising"],
+    ids=["simclr", "denoising", "rotnet"],
 )
 def test_pretext_features_beat_random_features_on_digits(featurizer, margin):
     X, y = load_digits(return_X_y=True)
@@ -46,11 +49,6 @@ def test_pretext_features_beat_random_features_on_digits(featurizer, margin):
 
 
 def test_rotnet_learns_to_tell_rotations_of_unseen_digits():
-    # Rotation is a weak pretext on 8x8 digits: their aspect ratio alone gives the
-    # rotation away, and conv2 features gained -0.012 to +0.064 over random ones
-    # across seeds and label counts (50-1,000), so no clear probe margin holds here.
-    # What must hold is that the network learns its pretext task; the probe margin
-    # is asserted on MNIST, RotNet's setting (slow test below: +0.031, +0.045).
     X, _ = load_digits(return_X_y=True)
     featurizer = RotNetFeaturizer(max_epochs=10, random_state=0).fit(X[:1000])
     losses = [epoch["loss"] for epoch in featurizer.history_]
@@ -58,9 +56,10 @@ def test_rotnet_learns_to_tell_rotations_of_unseen_digits():
     task = featurizer.task_
     unseen = torch.as_tensor(X[1000:], dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
     inputs, targets = task.views(unseen, torch.Generator().manual_seed(0))
+    assert inputs.shape[-2:] == (16, 16)  # enlarged to the working size
     with torch.no_grad():
         predicted = task.head(pool(task.backbone(inputs), task.pool_how)).argmax(dim=1)
-    assert float((predicted == targets).float().mean()) > 0.75  # chance: 0.25; seed 0: 0.88
+    assert float((predicted == targets).float().mean()) > 0.75  # chance: 0.25
 
 
 @pytest.mark.slow

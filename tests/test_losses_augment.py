@@ -122,3 +122,15 @@ def test_noise_levels():
     corrupted = augment.salt_pepper(x, generator, fraction=0.3)
     assert float((corrupted != 0.5).float().mean()) == pytest.approx(0.3, abs=0.03)
     assert float((augment.gaussian_noise(x, generator, std=0.2) - x).std()) == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "shape, size",
+    [((28, 28), (33, 33)), ((8, 8), (16, 16)), ((6, 10), (12, 20)), ((28, 28), (14, 14)),
+     ((1, 64), (27, 64)), ((33, 20), (7, 9))],
+)
+def test_resize_is_bilinear_interpolation(shape, size):
+    x = torch.rand(4, 3, *shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(augment.resize(x, size), expected, atol=1e-5, rtol=0)
+    assert augment.resize(x, shape) is x

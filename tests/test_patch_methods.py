@@ -66,6 +66,18 @@ def test_cut_tiles_matches_per_image_crops(shape):
     torch.testing.assert_close(tiles, expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 28, 28), (2, 1, 40)])
+def test_tiles_of_small_images_are_cut_as_from_the_enlarged_image(shape):
+    images = torch.rand(4, *shape, generator=torch.Generator().manual_seed(0))
+    layout = tile_grid(*shape[1:], grid=3, tile_fraction=(2, 3), min_tile=7)
+    assert layout.size != shape[1:]
+    cells = torch.randint(9, (4, 2), generator=torch.Generator().manual_seed(1))
+    tiles = cut_tiles(images, layout, cells, torch.Generator().manual_seed(2))
+    enlarged = F.interpolate(images, size=layout.size, mode="bilinear", align_corners=False)
+    expected = cut_tiles(enlarged, layout, cells, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(tiles, expected, rtol=0, atol=1e-5)
+
+
 def test_tiles_stay_in_their_cells_and_the_jitter_spans_the_gap():
     layout = tile_grid(28, 28, grid=3, tile_fraction=(4, 5), min_tile=7)
     assert layout == TileGrid(grid=3, size=(28, 28), origin=(0, 0), cell=(9, 9), tile=(7, 7))

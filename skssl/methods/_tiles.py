@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment import _resize_matrix, resize
 from ..backbones import pool
 from ..base import PretextTask
 
@@ -65,9 +66,7 @@ def tile_grid(height, width, *, grid, tile_fraction, min_tile):
 
 def resize_to_grid(batch, layout):
     """``batch`` (B, C, H, W) resized (bilinear) to the grid's working size, if it differs."""
-    if tuple(batch.shape[-2:]) == layout.size:
-        return batch
-    return F.interpolate(batch, size=layout.size, mode="bilinear", align_corners=False)
+    return resize(batch, layout.size)
 
 
 def draw_offsets(layout, cells, generator):
@@ -103,10 +102,24 @@ def crop(images, top, left, size):
 def cut_tiles(images, layout, cells, generator):
     """One tile from each of ``cells`` (B, K) of every image, jittered: (B, K, C, h, w).
 
-    ``images`` must already have the grid's working size (see :func:`resize_to_grid`).
+    Images smaller than the grid's working size are enlarged on the way: each tile is
+    sampled straight from the image with the rows of the bilinear resize's matrices
+    that it covers (two batched matrix products), which equals enlarging the whole
+    image with :func:`resize_to_grid` and cropping, for a fraction of the pixels.
     """
     top, left = draw_offsets(layout, cells, generator)
-    return crop(images, top, left, layout.tile)
+    height, width = images.shape[-2:]
+    if (height, width) == layout.size:
+        return crop(images, top, left, layout.tile)
+    (n, k), channels, (h, w) = cells.shape, images.shape[1], layout.tile
+    steps = [torch.arange(side, device=images.device) for side in layout.tile]
+    rows = _resize_matrix(height, layout.size[0], images.device)[top[..., None] + steps[0]]  # (B, K, h, H)
+    columns = _resize_matrix(width, layout.size[1], images.device)[left[..., None] + steps[1]]  # (B, K, w, W)
+    # two plain batched products, no broadcast copies: rows first, then columns
+    by_row = rows.view(n, k * h, height) @ images.transpose(1, 2).reshape(n, height, channels * width)
+    by_row = by_row.view(n * k, h * channels, width)  # (B*K, h*C, W)
+    tiles = by_row @ columns.view(n * k, w, width).transpose(1, 2)  # (B*K, h*C, w)
+    return tiles.view(n, k, h, channels, w).transpose(2, 3).to(images.dtype)  # (B, K, C, h, w)
 
 
 def tile_feature_size(backbone, layout, method):
@@ -172,8 +185,7 @@ class TileClassifierTask(PretextTask):
 
     def views(self, batch, generator):
         cells, targets = self.arrange(len(batch), generator)
-        images = resize_to_grid(batch, self.layout)
-        tiles = cut_tiles(images, self.layout, cells, generator)  # (B, K, C, h, w)
+        tiles = cut_tiles(batch, self.layout, cells, generator)  # (B, K, C, h, w), enlarged on the way
         return tiles.flatten(0, 1), targets  # (B*K, C, h, w)
 
     def loss(self, inputs, targets):

@@ -3,6 +3,7 @@
 - [0] Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016, arXiv:1603.08511.
 """
 
+import weakref
 from abc import abstractmethod
 from numbers import Real
 
@@ -15,7 +16,7 @@ from .._data import to_tensor
 from .._training import to_unit
 from ..backbones import Backbone, build_stages, pool
 from ..base import BaseFeaturizer, PretextTask, _fill_docstring
-from ..color import AB_LIMIT, ab_bins, encode_ab, quantize_ab, rebalancing_weights, rgb_to_lab
+from ..color import AB_LIMIT, ab_bins, densify, rebalancing_weights, rgb_to_lab, sparse_encode_ab
 from ..losses import rebalanced_cross_entropy
 
 GRID = 4  # colour targets: the mean colour of each cell of a grid of at most GRID x GRID cells
@@ -229,31 +230,59 @@ class ColorizationTask(PretextTask):
 
     @torch.no_grad()
     def start_epoch(self, images, value_range, generator, chunk=4096):
-        """Count the training set's target colours and set the rebalancing weights."""
+        """Encode the colour targets of the whole training set and set the rebalancing
+        weights from them, once per set (the targets of an image never change).
+
+        Returns the per-image targets that :meth:`views` would build, which the loop
+        then hands to :meth:`forward` with each batch.
+        """
         check_batch_norm_can_train(self.backbone, len(images), "ColorizationFeaturizer")
-        if self.objective != "classification" or self.rebalancing == 1:
-            return None
+        cached = self.__dict__.get("_targets")  # a plain attribute: not saved with the model
+        if cached is not None and cached[0]() is images:
+            return cached[1]
         device = self.class_weights.device
-        counts = torch.zeros_like(self.class_weights)
+        targets = []
         for start in range(0, len(images), chunk):
             rows = images[start:start + chunk]
             rows = rows if isinstance(rows, torch.Tensor) else to_tensor(rows, device)
-            bins = quantize_ab(_ab_cells(to_unit(rows.to(device), value_range), self.grid))  # (B, h, w)
-            counts += torch.bincount(bins.flatten(), minlength=len(counts))
-        self.class_weights.copy_(rebalancing_weights(counts, lam=self.rebalancing))
-        return None
+            targets.append(self._targets_of(to_unit(rows.to(device), value_range)))
+        targets = torch.cat(targets)
+        if self.objective == "classification" and self.rebalancing != 1:
+            nearest = targets[:, 0].long()  # (n, h, w): the bin of the highest weight
+            counts = torch.bincount(nearest.flatten(), minlength=len(self.class_weights))
+            self.class_weights.copy_(rebalancing_weights(counts.float(), lam=self.rebalancing))
+        self.__dict__["_targets"] = (weakref.ref(images), targets)
+        weakref.finalize(images, self.__dict__.pop, "_targets", None)  # gone with the set
+        return targets
 
-    def views(self, batch, generator):
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_targets", None)
+        return state
+
+    def _targets_of(self, batch):
+        """The packed targets of [0, 1] RGB images: the cells' ab over ``AB_LIMIT`` for
+        regression, else their bins' indices (as floats) then weights, ``(B, 2K, h, w)``."""
         ab = _ab_cells(batch, self.grid)  # (B, 2, h, w)
         if self.objective == "regression":
-            return batch, ab / AB_LIMIT
-        return batch, encode_ab(ab, soft=self.soft_encoding)  # (B, Q, h, w)
+            return ab / AB_LIMIT
+        index, weight = sparse_encode_ab(ab, soft=self.soft_encoding)
+        return torch.cat([index.float(), weight], dim=1)
+
+    def views(self, batch, generator):
+        return batch, self._targets_of(batch)
+
+    def forward(self, batch, generator, targets=None):
+        if targets is None:
+            return super().forward(batch, generator)
+        return self.loss(batch, targets)
 
     def loss(self, inputs, targets):
         predicted = self.decoder(pool(self.backbone(inputs), self.pool_how))  # (B, Q or 2, h, w)
         if self.objective == "regression":
             return F.mse_loss(predicted.float(), targets)
-        return rebalanced_cross_entropy(predicted, targets, self.class_weights)
+        index, weight = targets.chunk(2, dim=1)
+        return rebalanced_cross_entropy(predicted, densify(index.long(), weight), self.class_weights)
 
 
 @_fill_docstring
@@ -332,6 +361,8 @@ class ColorizationFeaturizer(ColorSpaceMixin, BaseFeaturizer):
         learning_rate=1e-3,
         weight_decay=1e-4,
         device="auto",
+        precision="auto",
+        compile=False,
         image_shape=None,
         random_state=None,
         verbose=0,

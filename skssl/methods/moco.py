@@ -167,6 +167,8 @@ class MoCoFeaturizer(BaseFeaturizer):
         learning_rate=1e-3,
         weight_decay=1e-4,
         device="auto",
+        precision="auto",
+        compile=False,
         image_shape=None,
         random_state=None,
         verbose=0,

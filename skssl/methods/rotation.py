@@ -8,8 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment import resize
 from ..backbones import pool
 from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+
+MIN_SIDE = 16  # smaller images are enlarged (bilinear) to this working size
 
 
 class RotationTask(PretextTask):
@@ -29,6 +32,7 @@ class RotationTask(PretextTask):
         self.head = nn.Linear(n_features, n_rotations)
 
     def views(self, batch, generator):
+        batch = resize(batch, self.backbone.in_shape[1:])  # small images work enlarged
         quarter_turns = range(0, 4, 4 // self.n_rotations)  # (0, 1, 2, 3) or (0, 2)
         inputs = torch.cat([torch.rot90(batch, k, dims=(2, 3)) for k in quarter_turns])  # (R*B, C, H, W)
         targets = torch.arange(self.n_rotations, device=batch.device).repeat_interleave(len(batch))
@@ -47,6 +51,12 @@ class RotNetFeaturizer(BaseFeaturizer):
     learns to tell which: recognising the rotation requires recognising the object.
     Features come from the stage before the last (``layer="auto"``), where rotation
     features are known to be most general.
+
+    Images whose longer side is under 16 pixels are enlarged (bilinear, by the
+    smallest integer factor that reaches 16) for training and for ``transform`` alike:
+    8x8 digits work at 16x16. At 8x8 the small CNN's ``conv1`` leaves 2x2 maps and
+    rotation features were no better than random ones; at 16x16 they beat them on a
+    linear probe (see ``benchmarks/RESULTS.md``).
 
     Parameters
     ----------
@@ -89,6 +99,8 @@ class RotNetFeaturizer(BaseFeaturizer):
         learning_rate=1e-3,
         weight_decay=1e-4,
         device="auto",
+        precision="auto",
+        compile=False,
         image_shape=None,
         random_state=None,
         verbose=0,
@@ -102,6 +114,13 @@ class RotNetFeaturizer(BaseFeaturizer):
 
     def _auto_layer(self, stage_names):
         return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
+
+    def _working_shape(self):
+        # Images under MIN_SIDE pixels leave the small CNN 1-2 pixel maps after conv1;
+        # enlarged by an integer factor they keep their aspect (and rotations).
+        channels, height, width = self.image_shape_
+        factor = -(-MIN_SIDE // max(height, width))
+        return (channels, height * factor, width * factor) if factor > 1 else self.image_shape_
 
     def _build_task(self, backbone, pool_how):
         _, height, width = self.image_shape_
