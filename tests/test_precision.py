@@ -64,5 +64,5 @@ def test_compiled_training_matches_eager_and_pickles():
     np.testing.assert_allclose(
         [h["loss"] for h in compiled.history_], [h["loss"] for h in eager.history_], rtol=1e-3
     )
-    restored = pickle.loads(pickle.dumps(compiled))
-    np.testing.assert_allclose(restored.transform(X_DIGITS), eager.transform(X_DIGITS), rtol=1e-3, atol=1e-3)
+    restored = pickle.loads(pickle.dumps(compiled))  # the compiled wrapper is not part of the model
+    np.testing.assert_array_equal(restored.transform(X_DIGITS), compiled.transform(X_DIGITS))
