@@ -185,17 +185,18 @@ def value_range(images):
     return low, (high if high > low else low + 1.0)
 
 
-def to_tensor(images, device):
+def to_tensor(images, device, *, pin=False):
     """Copy a (slice of an) NCHW array to ``device`` in its own dtype.
 
     uint8 stays uint8 (4x less memory than float); float64 stays float64 until
     :func:`skssl._training.to_unit` scales it, so values beyond float32's range
-    survive.
+    survive. ``pin=True`` stages a copy bound for CUDA in page-locked memory, so that
+    the transfer runs asynchronously (for batches streamed during training).
     """
     batch = np.ascontiguousarray(images)
     if not batch.flags.writeable:
         batch = batch.copy()  # torch.from_numpy warns about read-only memory
     host = torch.from_numpy(batch)
-    if torch.device(device).type == "cuda":
-        host = host.pin_memory()  # page-locked, so the copy below runs asynchronously
+    if pin and torch.device(device).type == "cuda":
+        host = host.pin_memory()
     return host.to(device, non_blocking=True)

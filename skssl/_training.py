@@ -50,7 +50,7 @@ def take(images, indices, device):
     """
     if isinstance(images, torch.Tensor):
         return images[indices]
-    return to_tensor(images[indices.cpu().numpy()], device)
+    return to_tensor(images[indices.cpu().numpy()], device, pin=True)
 
 
 def chunks(images, device, size=4096):

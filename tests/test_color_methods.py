@@ -467,6 +467,11 @@ def test_colorization_encodes_the_training_targets_once_and_keeps_them_out_of_th
     _, built = task.views(batch, None)
     torch.testing.assert_close(targets[:8], built)
     torch.testing.assert_close(task(batch, None, targets[:8]), task(batch, None))
+    other = images.flip(0)
+    other_targets = task.start_epoch(other, (0.0, 255.0), None)  # another set replaces it
     del images, targets
+    gc.collect()
+    assert task.start_epoch(other, (0.0, 255.0), None) is other_targets  # the first set's end left it
+    del other, other_targets
     gc.collect()
     assert "_targets" not in task.__dict__

@@ -205,28 +205,6 @@ def test_warm_start_on_new_images_clusters_them_afresh(monkeypatch):
     assert calls == [96]
 
 
-def test_checkpoint_resume_restores_the_round_and_its_pseudo_labels(tmp_path, monkeypatch):
-    """Interrupt at step 8 (epoch 3, the middle of a 3-epoch round), resume: same weights."""
-    kwargs = dict(max_epochs=4, batch_size=32, reassign=3, device="cpu", random_state=0)
-    uninterrupted = DeepClusterFeaturizer(**kwargs).fit(X_SMALL)
-    after_step, calls = DeepClusterTask.after_step, []
-
-    def interrupting_after_step(self, progress):
-        calls.append(progress)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        after_step(self, progress)
-
-    monkeypatch.setattr(DeepClusterTask, "after_step", interrupting_after_step)
-    with pytest.warns(UserWarning, match="interrupted"):
-        DeepClusterFeaturizer(**kwargs, checkpoint_dir=tmp_path).fit(X_SMALL)
-    monkeypatch.setattr(DeepClusterTask, "after_step", after_step)
-    resumed = DeepClusterFeaturizer(**kwargs, checkpoint_dir=tmp_path, warm_start=True).fit(X_SMALL)
-    expected = uninterrupted.task_.state_dict()
-    for name, value in resumed.task_.state_dict().items():
-        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
-
-
 # --- CPC: the patch grid, the causal context, image sizes ------------------------------
 
 

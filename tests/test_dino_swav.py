@@ -307,34 +307,6 @@ def test_swav_prototypes_stay_unit_vectors_and_the_queue_fills_then_joins_sinkho
 
 
 @pytest.mark.parametrize(
-    "cls, params",
-    [(DINOFeaturizer, dict(n_local_crops=1)), (SwAVFeaturizer, dict(n_local_crops=1, queue_size=40))],
-    ids=["dino", "swav"],
-)
-def test_checkpoint_resume_restores_fitted_state(cls, params, tmp_path, monkeypatch):
-    """Interrupt at step 8 (epoch 3 of 4), resume: weights, teacher, centre, queue match."""
-    kwargs = dict(max_epochs=4, batch_size=32, device="cpu", random_state=0, **params)  # 3 steps per epoch
-    uninterrupted = cls(**kwargs).fit(X_SMALL)
-    task_class = type(uninterrupted.task_)
-    after_step, calls = task_class.after_step, []
-
-    def interrupting_after_step(self, progress):
-        calls.append(progress)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        after_step(self, progress)
-
-    monkeypatch.setattr(task_class, "after_step", interrupting_after_step)
-    with pytest.warns(UserWarning, match="interrupted"):
-        cls(**kwargs, checkpoint_dir=tmp_path).fit(X_SMALL)
-    monkeypatch.setattr(task_class, "after_step", after_step)
-    resumed = cls(**kwargs, checkpoint_dir=tmp_path, warm_start=True).fit(X_SMALL)
-    expected = uninterrupted.task_.state_dict()
-    for name, value in resumed.task_.state_dict().items():
-        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
-
-
-@pytest.mark.parametrize(
     "cls, params, state", [(DINOFeaturizer, {}, "center"), (SwAVFeaturizer, dict(queue_size=40), "queue")]
 )
 def test_saved_file_keeps_the_fitted_state(cls, params, state, tmp_path):

@@ -15,8 +15,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skssl import (
     BarlowTwinsFeaturizer,
     BYOLFeaturizer,
+    DeepClusterFeaturizer,
+    DINOFeaturizer,
     MoCoFeaturizer,
     SimSiamFeaturizer,
+    SwAVFeaturizer,
     VICRegFeaturizer,
     load,
 )
@@ -288,10 +291,21 @@ def test_ema_update_moves_parameters_not_buffers():
     torch.testing.assert_close(target.running_mean, torch.zeros(3))
 
 
-@pytest.mark.parametrize("cls", [MoCoFeaturizer, BYOLFeaturizer])
-def test_checkpoint_resume_restores_momentum_state(cls, tmp_path, monkeypatch):
-    """Interrupt at step 8 (epoch 3 of 4), resume: the weights, queue and target match."""
-    kwargs = dict(max_epochs=4, batch_size=32, device="cpu", random_state=0)  # 3 steps per epoch
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (MoCoFeaturizer, {}),
+        (BYOLFeaturizer, {}),
+        (DINOFeaturizer, dict(n_local_crops=1)),
+        (SwAVFeaturizer, dict(n_local_crops=1, queue_size=40)),
+        (DeepClusterFeaturizer, dict(reassign=3)),  # step 8 is in the middle of a 3-epoch round
+    ],
+    ids=["moco", "byol", "dino", "swav", "deepcluster"],
+)
+def test_checkpoint_resume_restores_the_fitted_state(cls, params, tmp_path, monkeypatch):
+    """Interrupt at step 8 (epoch 3 of 4), resume: the weights and every fitted state
+    (queue, EMA target, centre, prototypes' queue, pseudo-labels) match bit for bit."""
+    kwargs = dict(max_epochs=4, batch_size=32, device="cpu", random_state=0, **params)  # 3 steps per epoch
     uninterrupted = cls(**kwargs).fit(X_SMALL)
     task_class = type(uninterrupted.task_)
     after_step, calls = task_class.after_step, []

@@ -30,10 +30,10 @@ def test_fit_on_a_memmap_streams_batches_and_matches_in_memory_fit(mnist_sized_m
     rows_moved = []
     to_tensor = _training.to_tensor
 
-    def counting_to_tensor(rows, device):
+    def counting_to_tensor(rows, device, **kwargs):
         rows_moved.append(len(rows))
         assert rows.dtype == np.uint8  # uint8 until the batch
-        return to_tensor(rows, device)
+        return to_tensor(rows, device, **kwargs)
 
     monkeypatch.setattr(_training, "to_tensor", counting_to_tensor)
     streamed = DenoisingAEFeaturizer(**{**FAST, "max_epochs": 1}).fit(stored)
@@ -52,7 +52,7 @@ def test_float_memmap_is_never_copied_whole(tmp_path, monkeypatch):
     stored = np.load(tmp_path / "digits.npy", mmap_mode="r")
     rows_moved = []
     to_tensor = _training.to_tensor
-    monkeypatch.setattr(_training, "to_tensor", lambda rows, device: rows_moved.append(len(rows)) or to_tensor(rows, device))
+    monkeypatch.setattr(_training, "to_tensor", lambda rows, device, **kw: rows_moved.append(len(rows)) or to_tensor(rows, device, **kw))
     featurizer = RotNetFeaturizer(max_epochs=1, batch_size=32, device="cpu", random_state=0).fit(stored)
     assert rows_moved[0] <= 4096 and set(rows_moved[1:]) == {32}  # statistics in chunks, then batches
     assert featurizer.value_range_ == (0.0, 16.0)

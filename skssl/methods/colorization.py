@@ -238,8 +238,11 @@ class ColorizationTask(PretextTask):
         """
         check_batch_norm_can_train(self.backbone, len(images), "ColorizationFeaturizer")
         cached = self.__dict__.get("_targets")  # a plain attribute: not saved with the model
-        if cached is not None and cached[0]() is images:
-            return cached[1]
+        if cached is not None:
+            finalizer, targets = cached
+            if finalizer.alive and finalizer.peek()[0] is images:
+                return targets
+            finalizer.detach()  # another set: its end must not drop the new targets
         device = self.class_weights.device
         targets = []
         for start in range(0, len(images), chunk):
@@ -251,8 +254,8 @@ class ColorizationTask(PretextTask):
             nearest = targets[:, 0].long()  # (n, h, w): the bin of the highest weight
             counts = torch.bincount(nearest.flatten(), minlength=len(self.class_weights))
             self.class_weights.copy_(rebalancing_weights(counts.float(), lam=self.rebalancing))
-        self.__dict__["_targets"] = (weakref.ref(images), targets)
-        weakref.finalize(images, self.__dict__.pop, "_targets", None)  # gone with the set
+        finalizer = weakref.finalize(images, self.__dict__.pop, "_targets", None)  # gone with the set
+        self.__dict__["_targets"] = (finalizer, targets)
         return targets
 
     def __getstate__(self):
