@@ -8,6 +8,7 @@ embeddings from every process so that the negatives span the global batch. Only 
 main process writes checkpoints and prints.
 """
 
+import atexit
 import os
 
 import torch
@@ -34,6 +35,12 @@ def init_from_environment(device):
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
         return
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    atexit.register(_leave)  # the group skssl joined, skssl leaves: no teardown at interpreter exit
+
+
+def _leave():
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(device):

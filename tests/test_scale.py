@@ -82,7 +82,8 @@ def _torchrun(tmp_path, cls, nproc):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", str(script), str(tmp_path)]
-    subprocess.run(command, check=True, env=env, timeout=600, capture_output=True)
+    done = subprocess.run(command, env=env, timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stderr[-4000:]}"
     return [json.loads((tmp_path / f"history{rank}.json").read_text()) for rank in range(nproc)]
 
 
