@@ -101,6 +101,28 @@ def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
     return out.to(x.dtype)  # bmm gives bfloat16 under CUDA autocast
 
 
+def random_symmetry(x, generator):
+    """Each image turned by a random one of the square's 8 symmetries (flips, quarter turns).
+
+    Three fair coins per image: transpose (square images only), mirror left-right,
+    mirror top-bottom; together they give each of the 8 with probability 1/8.
+    Non-square images keep their shape and get one of the 4 flips.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.arange(4.0).view(1, 1, 2, 2).expand(64, 1, 2, 2)
+    >>> turned = random_symmetry(x, torch.Generator().manual_seed(0))
+    >>> len({tuple(image.flatten().tolist()) for image in turned})  # all 8 seen
+    8
+    """
+    coins = torch.rand(3, len(x), 1, 1, 1, generator=generator, device=generator.device) < 0.5
+    if x.shape[2] == x.shape[3]:
+        x = torch.where(coins[0], x.transpose(2, 3), x)
+    x = torch.where(coins[1], x.flip(3), x)
+    return torch.where(coins[2], x.flip(2), x)
+
+
 def _luminance(x):
     if x.shape[1] != 3:
         return x.mean(dim=1, keepdim=True)

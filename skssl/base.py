@@ -311,10 +311,20 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         channels = self.image_shape_[0]
         return self._make_task([0.0] * channels, [1.0] * channels)
 
+    #: Methods that set this enlarge images whose longer side is shorter, by the
+    #: smallest integer factor that reaches it, in ``fit`` and ``transform`` alike.
+    _min_working_side = None
+
     def _working_shape(self):
-        """``(C, H, W)`` the backbone works at: the training images' own unless a
-        method enlarges small images (``transform`` then enlarges them alike)."""
-        return self.image_shape_
+        """``(C, H, W)`` the backbone works at: the training images' own, or enlarged
+        (bilinear, integer factor, aspect kept) to ``_min_working_side``."""
+        channels, height, width = self.image_shape_
+        factor = -(-(self._min_working_side or 0) // max(height, width))
+        return (channels, height * factor, width * factor) if factor > 1 else self.image_shape_
+
+    def _is_enlarged(self):
+        """Whether the backbone works on enlarged images."""
+        return tuple(self._working_shape()) != tuple(self.image_shape_)
 
     def _make_backbone(self, mean, std):
         """The backbone the task trains: ``backbone`` built for :meth:`_working_shape`."""

@@ -14,7 +14,14 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from torch import nn
 
-from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
+from skssl import (
+    CPCFeaturizer,
+    DenoisingAEFeaturizer,
+    JigsawFeaturizer,
+    RelativePositionFeaturizer,
+    RotNetFeaturizer,
+    SimCLRFeaturizer,
+)
 from skssl.backbones import pool
 
 FEATURIZERS = [RotNetFeaturizer, SimCLRFeaturizer, DenoisingAEFeaturizer]
@@ -169,13 +176,14 @@ def test_rotnet_on_non_square_images_predicts_two_rotations():
     assert featurizer.task_.backbone.in_shape == (1, 12, 20)  # enlarged 2x, aspect kept
 
 
+@pytest.mark.parametrize("cls", [RotNetFeaturizer, JigsawFeaturizer, RelativePositionFeaturizer, CPCFeaturizer])
 @pytest.mark.parametrize(
     "shape, working",
     [((8, 8), (1, 16, 16)), ((5, 5), (1, 20, 20)), ((16, 16), (1, 16, 16)), ((1, 64), (1, 1, 64))],
 )
-def test_rotnet_enlarges_small_images_in_fit_and_transform_alike(shape, working):
+def test_small_images_are_enlarged_in_fit_and_transform_alike(cls, shape, working):
     X = np.random.default_rng(0).random((32, *shape))
-    featurizer = RotNetFeaturizer(**TINY).fit(X)
+    featurizer = cls(**TINY).fit(X)
     backbone = featurizer.task_.backbone
     assert backbone.in_shape == working
     unit = torch.as_tensor((X - X.min()) / (X.max() - X.min()), dtype=torch.float32).unsqueeze(1)

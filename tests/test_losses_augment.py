@@ -43,6 +43,7 @@ AUGMENTATIONS = [
     lambda x, g: augment.gaussian_blur(x, g, p=1.0),
     lambda x, g: augment.mask_pixels(x, g, fraction=0.5),
     lambda x, g: augment.salt_pepper(x, g, fraction=0.5),
+    augment.random_symmetry,
 ]
 
 
@@ -68,6 +69,21 @@ def test_augmentations_draw_per_sample(transform):
     out = transform(x, torch.Generator().manual_seed(2))
     distinct = {tuple(np.round(out[i].flatten().numpy(), 4)) for i in range(6)}
     assert len(distinct) > 1
+
+
+@pytest.mark.parametrize("size", [(6, 6), (4, 7)])
+def test_random_symmetry_gives_each_image_one_of_the_squares_symmetries(size):
+    x = torch.rand(200, 2, *size, generator=torch.Generator().manual_seed(0))
+    out = augment.random_symmetry(x, torch.Generator().manual_seed(1))
+    flips = [lambda i: i, lambda i: i.flip(2), lambda i: i.flip(1), lambda i: i.flip(1).flip(2)]
+    turns = [lambda i: i, lambda i: i.transpose(1, 2)] if size[0] == size[1] else [lambda i: i]
+    candidates = [lambda i, f=f, t=t: f(t(i)) for f in flips for t in turns]
+    seen = set()
+    for image, result in zip(x, out):
+        matches = [k for k, symmetry in enumerate(candidates) if torch.equal(symmetry(image), result)]
+        assert matches, "not a symmetry of its input"
+        seen.add(matches[0])
+    assert len(seen) == len(candidates)  # 8 for square images, the 4 flips otherwise
 
 
 def test_full_crop_without_flip_is_identity():

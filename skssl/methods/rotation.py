@@ -12,7 +12,8 @@ from ..augment import resize
 from ..backbones import pool
 from ..base import BaseFeaturizer, PretextTask, _fill_docstring
 
-MIN_SIDE = 16  # smaller images are enlarged (bilinear) to this working size
+MIN_SIDE = 16  # smaller images are enlarged (bilinear) to this working size: under it
+# the small CNN keeps 1-2 pixel maps after conv1, and 8x8 digits give their rotation away
 
 
 class RotationTask(PretextTask):
@@ -112,15 +113,10 @@ class RotNetFeaturizer(BaseFeaturizer):
     ):
         self._store_parameters(locals())
 
+    _min_working_side = MIN_SIDE
+
     def _auto_layer(self, stage_names):
         return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
-
-    def _working_shape(self):
-        # Images under MIN_SIDE pixels leave the small CNN 1-2 pixel maps after conv1;
-        # enlarged by an integer factor they keep their aspect (and rotations).
-        channels, height, width = self.image_shape_
-        factor = -(-MIN_SIDE // max(height, width))
-        return (channels, height * factor, width * factor) if factor > 1 else self.image_shape_
 
     def _build_task(self, backbone, pool_how):
         _, height, width = self.image_shape_
