@@ -102,6 +102,12 @@ COMMON_ATTRIBUTES_DOC = """\
         Epochs run."""
 
 
+# Under this many pixels the small CNN's conv1 leaves 1-2 pixel maps, and 8x8 digits
+# give their rotation away by their aspect; methods that opt in work on smaller images
+# enlarged to it (see ``BaseFeaturizer._min_working_side``).
+MIN_WORKING_SIDE = 16
+
+
 def _fill_docstring(cls):
     # the placeholder carries the first line's indent; the templates carry the rest
     cls.__doc__ = cls.__doc__.replace("%(common_parameters)s", COMMON_PARAMETERS_DOC.lstrip()).replace(
@@ -311,8 +317,9 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         channels = self.image_shape_[0]
         return self._make_task([0.0] * channels, [1.0] * channels)
 
-    #: Methods that set this enlarge images whose longer side is shorter, by the
-    #: smallest integer factor that reaches it, in ``fit`` and ``transform`` alike.
+    #: Methods that set this (to ``MIN_WORKING_SIDE``) enlarge images whose longer side
+    #: is shorter, by the smallest integer factor that reaches it, in ``fit`` and
+    #: ``transform`` alike.
     _min_working_side = None
 
     def _working_shape(self):

@@ -171,8 +171,9 @@ class TileClassifierTask(PretextTask):
 
     Subclasses implement :meth:`arrange`, which says which cells of the ``grid x
     grid`` layout each image shows and the class of that arrangement. Every tile is
-    normalised on its own (:func:`normalize_tiles`) before it is encoded. With ``symmetries``, each image is
-    first flipped and turned at random (:func:`skssl.augment.random_symmetry`): in a
+    normalised on its own (:func:`normalize_tiles`) before it is encoded. With
+    ``symmetries``, each image is first flipped and turned at random
+    (:func:`skssl.augment.random_symmetry`): in a
     small image of a centred object, such as a digit, a tile's content alone tells
     where it lies (its strokes sit towards the centre), and the network would learn
     where a tile is rather than what it shows; in a randomly turned image it must

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, PretextTask, _fill_docstring
 from ..losses import cpc_info_nce
 from ._tiles import normalize_tiles
 
@@ -34,7 +34,6 @@ def prediction_offsets(rows, n_predictions):
 
 
 MIN_SIZE = 8  # pixels; smaller sides are resized up to at least this for the pretext task
-MIN_SIDE = 16  # images whose longer side is shorter are enlarged to it, as RotNet's
 
 
 def auto_patch(size):
@@ -191,8 +190,8 @@ class CPCFeaturizer(BaseFeaturizer):
         Patch side in pixels. ``"auto"`` takes ``max(4, 2 round(side / 8))`` on each
         axis, [1]'s proportion of 64-pixel patches on 256-pixel images (8 pixels on
         28x28 MNIST), or the smallest larger size that the backbone takes
-        (``small_cnn`` built for 16x16 images, such as enlarged digits, needs 8). An integer must leave
-        at least 2 rows of patches.
+        (``small_cnn`` built for 16x16 images, such as enlarged digits, needs 8).
+        An integer must leave at least 2 rows of patches.
     %(common_parameters)s
 
     Attributes
@@ -253,7 +252,7 @@ class CPCFeaturizer(BaseFeaturizer):
     ):
         self._store_parameters(locals())
 
-    _min_working_side = MIN_SIDE
+    _min_working_side = MIN_WORKING_SIDE
 
     def _build_task(self, backbone, pool_how):
         size, patch = self._grid(backbone)

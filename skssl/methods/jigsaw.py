@@ -13,11 +13,10 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ._tiles import TileClassifierTask
 
 MAX_PERMUTATIONS = 1000  # the largest set of [0]; the greedy search grows with it
-MIN_SIDE = 16  # smaller images are enlarged to this and puzzled on a 2x2 grid
 
 
 @functools.lru_cache(maxsize=2)
@@ -94,7 +93,9 @@ class JigsawTask(TileClassifierTask):
     def __init__(self, backbone, n_permutations, grid=3, symmetries=False):
         n_tiles = grid * grid
         n_permutations = min(n_permutations, math.factorial(n_tiles))
-        super().__init__(backbone, grid=grid, n_tiles=n_tiles, n_classes=n_permutations, symmetries=symmetries)
+        super().__init__(
+            backbone, grid=grid, n_tiles=n_tiles, n_classes=n_permutations, symmetries=symmetries
+        )
         first = int(torch.randint(math.factorial(n_tiles), ()))  # uniform, as in [0]
         permutations = maximal_hamming_permutations(n_permutations, first, n_tiles)
         self.register_buffer("permutations", torch.from_numpy(permutations.astype(np.int64)))
@@ -118,17 +119,18 @@ class JigsawFeaturizer(BaseFeaturizer):
 
     Images whose longer side is under 16 pixels are too small for a 3x3 grid, whose
     tiles would hold 2-3 of their pixels. They are enlarged (bilinear) by the smallest
-    integer factor that reaches 16, in ``fit`` and ``transform`` alike, and puzzled on
-    a 2x2 grid (at most its 24 permutations): 8x8 digits work at 16x16, with 7-pixel
-    tiles in the 9-pixel cells of their 18x18 version, and their features are read
-    at 16x16. Such images are also flipped and turned at random before they are cut
-    (one of the square's 8 symmetries): in a small centred digit each quarter's
-    strokes lean towards the centre, so a tile alone would tell where it belongs, and
-    the network would learn where tiles are rather than what they show. Larger images get the 3x3 grid of [1]_; a side below 27 pixels is
-    resized up to 27 for the pretext task only, so that tiles are 7 pixels (9-pixel
-    cells), and 28x28 MNIST keeps its size (7-pixel tiles in 9-pixel cells). Rows
-    that are ``1 x n`` signals are stretched across the grid the same way. The
-    backbone must be convolutional (``"mlp"`` raises a ValueError in ``fit``).
+    integer factor that reaches 16, in ``fit`` and ``transform`` alike, and puzzled on a
+    2x2 grid (at most its 24 permutations): 8x8 digits work at 16x16, with 7-pixel tiles
+    in the 9-pixel cells of their 18x18 version, and their features are read at 16x16.
+    Such images are also flipped and turned at random before they are cut (one of the
+    square's 8 symmetries): in a small centred digit each quarter's strokes lean towards
+    the centre, so a tile alone would tell where it belongs, and the network would learn
+    where tiles are rather than what they show. Larger images get the 3x3 grid of [1]_;
+    a side below 27 pixels is resized up to 27 for the pretext task only, so that tiles
+    are 7 pixels (9-pixel cells), and 28x28 MNIST keeps its size (7-pixel tiles in
+    9-pixel cells). Rows that are ``1 x n`` signals are stretched across the grid the
+    same way. The backbone must be convolutional (``"mlp"`` raises a ValueError in
+    ``fit``).
 
     Parameters
     ----------
@@ -198,7 +200,7 @@ class JigsawFeaturizer(BaseFeaturizer):
     ):
         self._store_parameters(locals())
 
-    _min_working_side = MIN_SIDE
+    _min_working_side = MIN_WORKING_SIDE
 
     def _build_task(self, backbone, pool_how):
         small = self._is_enlarged()

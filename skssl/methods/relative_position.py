@@ -6,11 +6,10 @@
 
 import torch
 
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ._tiles import TileClassifierTask
 
 CENTRE = 4  # the middle cell of a 3x3 grid, numbered row by row
-MIN_SIDE = 16  # smaller images are enlarged to this and cut into a 2x2 grid
 
 
 def neighbour_pairs(grid):
@@ -57,7 +56,8 @@ class RelativePositionTask(TileClassifierTask):
         self.register_buffer("pairs", neighbour_pairs(grid), persistent=False)
 
     def arrange(self, n, generator):
-        chosen = self.pairs[torch.randint(len(self.pairs), (n,), generator=generator, device=generator.device)]
+        index = torch.randint(len(self.pairs), (n,), generator=generator, device=generator.device)
+        chosen = self.pairs[index]
         return chosen[:, :2], chosen[:, 2]  # (B, 2) cells, (B,) classes
 
 
@@ -66,26 +66,25 @@ class RelativePositionFeaturizer(BaseFeaturizer):
     """Context-prediction (relative patch position) features as a scikit-learn transformer.
 
     From each training image the centre patch of a 3x3 grid and one of its eight
-    neighbours are cut, each at a random place in its cell (a random gap between
-    them), and each is normalised to zero mean and unit deviation on its own (the
-    jigsaw paper's guard against low-level cues). The backbone encodes both patches (shared weights) and an MLP on their
-    concatenated features must say where the second lies relative to the first.
-    ``transform`` applies the backbone to whole images.
+    neighbours are cut, each at a random place in its cell (a random gap between them),
+    and each is normalised to zero mean and unit deviation on its own (the jigsaw
+    paper's guard against low-level cues). The backbone encodes both patches (shared
+    weights) and an MLP on their concatenated features must say where the second lies
+    relative to the first. ``transform`` applies the backbone to whole images.
 
     Images whose longer side is under 16 pixels are too small for a 3x3 grid, whose
-    patches would hold 2-3 of their pixels. They are enlarged (bilinear) by the
-    smallest integer factor that reaches 16, in ``fit`` and ``transform`` alike, and
-    cut into a 2x2 grid: the first patch is any of its cells, the second any other,
-    and the task names the direction between them (still 8 classes). 8x8 digits work
-    at 16x16, with 7-pixel patches in the 11-pixel cells of their 22x22 version, and
-    their features are read at 16x16. Such images are also flipped and turned at
-    random before they are cut (one of the square's 8 symmetries): in a small centred
-    digit each quarter's strokes lean towards the centre, so a patch alone would tell
-    where it lies. Larger images get the 3x3 grid of [1]_; a side
-    below 33 pixels is resized up to 33 for the pretext task only, so that patches are
-    7 pixels (11-pixel cells): 28x28 MNIST becomes 33x33. Rows that are ``1 x n``
-    signals are stretched across the grid the same way. The backbone must be
-    convolutional (``"mlp"`` raises a ValueError in ``fit``).
+    patches would hold 2-3 of their pixels. They are enlarged (bilinear) by the smallest
+    integer factor that reaches 16, in ``fit`` and ``transform`` alike, and cut into a
+    2x2 grid: the first patch is any of its cells, the second any other, and the task
+    names the direction between them (still 8 classes). 8x8 digits work at 16x16, with
+    7-pixel patches in the 11-pixel cells of their 22x22 version, and their features are
+    read at 16x16. Such images are also flipped and turned at random before they are cut
+    (one of the square's 8 symmetries): in a small centred digit each quarter's strokes
+    lean towards the centre, so a patch alone would tell where it lies. Larger images
+    get the 3x3 grid of [1]_; a side below 33 pixels is resized up to 33 for the pretext
+    task only, so that patches are 7 pixels (11-pixel cells): 28x28 MNIST becomes 33x33.
+    Rows that are ``1 x n`` signals are stretched across the grid the same way. The
+    backbone must be convolutional (``"mlp"`` raises a ValueError in ``fit``).
 
     Parameters
     ----------
@@ -141,7 +140,7 @@ class RelativePositionFeaturizer(BaseFeaturizer):
     ):
         self._store_parameters(locals())
 
-    _min_working_side = MIN_SIDE
+    _min_working_side = MIN_WORKING_SIDE
 
     def _build_task(self, backbone, pool_how):
         small = self._is_enlarged()

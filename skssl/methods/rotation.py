@@ -10,10 +10,7 @@ from torch import nn
 
 from ..augment import resize
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
-
-MIN_SIDE = 16  # smaller images are enlarged (bilinear) to this working size: under it
-# the small CNN keeps 1-2 pixel maps after conv1, and 8x8 digits give their rotation away
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, PretextTask, _fill_docstring
 
 
 class RotationTask(PretextTask):
@@ -113,7 +110,7 @@ class RotNetFeaturizer(BaseFeaturizer):
     ):
         self._store_parameters(locals())
 
-    _min_working_side = MIN_SIDE
+    _min_working_side = MIN_WORKING_SIDE
 
     def _auto_layer(self, stage_names):
         return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
