@@ -31,7 +31,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--data", help="MNIST .npz or idx files; default: digits")
 parser.add_argument("--max-epochs", type=int, default=None, help="default: the featurizer's")
 parser.add_argument("--lab-network", action="store_true", help="the lab's convolutions, without batch norm")
-parser.add_argument("--precision", default="auto", help="'float32', 'bfloat16' or 'auto' (the default)")
+parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
 args, _ = parser.parse_known_args()
 
 if args.data:

@@ -325,8 +325,10 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
     def _working_shape(self):
         """``(C, H, W)`` the backbone works at: the training images' own, or enlarged
         (bilinear, integer factor, aspect kept) to ``_min_working_side``."""
+        if self._min_working_side is None:
+            return self.image_shape_
         channels, height, width = self.image_shape_
-        factor = -(-(self._min_working_side or 0) // max(height, width))
+        factor = -(-self._min_working_side // max(height, width))  # ceil
         return (channels, height * factor, width * factor) if factor > 1 else self.image_shape_
 
     def _is_enlarged(self):

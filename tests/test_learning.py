@@ -59,8 +59,8 @@ def test_pretext_features_beat_random_features_on_digits(featurizer, margin):
 # of the digit enlarged to 16x16, each tile normalised on its own, the digit flipped and
 # turned at random for the tile methods. Their gains over random-init features vary
 # more from seed to seed than the other methods', so the test averages seeds 0, 1, 2.
-# Gains (conv3, the split above) for seeds 0-9 when the margin was set; the means of
-# seeds 0-2, 3-5 and 6-8 were all +0.012 or more:
+# Gains (conv3, the split above) for seeds 0-9 when the margin was set
+# (benchmarks/seed_gains.py); the means of seeds 0-2, 3-5 and 6-8 were all +0.012 or more:
 #   jigsaw, 30 epochs:            +0.075 +0.008 +0.048 +0.045 +0.051 +0.019 +0.045 +0.004 +0.105 +0.038
 #   relative position, 60 epochs: +0.073 +0.029 +0.064 -0.009 +0.046 -0.001 +0.040 +0.009 +0.095 +0.049
 #   CPC, 30 epochs:               +0.119 +0.045 +0.043 +0.018 +0.043 +0.034 +0.089 +0.038 +0.107 +0.058

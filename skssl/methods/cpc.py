@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from ..augment import resize
 from ..backbones import pool
 from ..base import MIN_WORKING_SIDE, BaseFeaturizer, PretextTask, _fill_docstring
 from ..losses import cpc_info_nce
@@ -118,8 +119,7 @@ class CPCTask(PretextTask):
         self.target_dim = target_dim
 
     def views(self, batch, generator):
-        if tuple(batch.shape[2:]) != self.size:  # too small for the grid: resize up
-            batch = F.interpolate(batch, size=self.size, mode="bilinear", align_corners=False)
+        batch = resize(batch, self.size)  # small images: up to the grid's size
         return batch, None  # the patches are cut in loss, where the grid is needed
 
     def codes(self, images):
