@@ -13,7 +13,7 @@ Examples
 (3,)
 """
 
-from . import datasets, evaluation, io, metrics, semi_supervised
+from . import datasets, evaluation, io, metrics, semi_supervised, transfer
 from ._persistence import load
 from .base import BaseFeaturizer
 from .baselines import RandomFeaturizer, SupervisedClassifier
@@ -42,6 +42,7 @@ from .methods import (
 )
 from .metrics import labeled_scorer
 from .semi_supervised import LabeledOnly
+from .transfer import FineTunedClassifier
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "DenoisingAEFeaturizer",
     "DINOFeaturizer",
     "ExemplarFeaturizer",
+    "FineTunedClassifier",
     "ImageFolderLoader",
     "JigsawFeaturizer",
     "labeled_scorer",
@@ -79,4 +81,5 @@ __all__ = [
     "load",
     "metrics",
     "semi_supervised",
+    "transfer",
 ]

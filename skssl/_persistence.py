@@ -1,9 +1,15 @@
-"""Saving and loading fitted featurizers without pickle.
+"""Saving and loading fitted estimators without pickle.
 
 A saved file holds tensors (the trained weights) and plain data (the parameters and
 fitted attributes as JSON text, the skssl and torch versions), written with
 ``torch.save`` and read back with ``torch.load(weights_only=True)``, whose unpickler
 admits only tensors and built-in containers: loading runs no code from the file.
+
+An estimator is a JSON document ``{"class", "parameters", "fitted"}``; an estimator
+inside another (a classifier's ``featurizer`` and ``featurizer_``) is a nested
+document, and its weights sit in the same flat dict under its attribute's name as a
+prefix (``"featurizer_.backbone..."``). A featurizer's own weights have no prefix,
+as in the files of the first format.
 """
 
 import json
@@ -11,57 +17,41 @@ import pickle
 
 import numpy as np
 import torch
+from sklearn.frozen import FrozenEstimator
 
 FORMAT_VERSION = 1
-_FITTED = ("n_features_in_", "image_shape_", "value_range_", "layer_", "pool_", "history_", "n_iter_")
+_FITTED = {  # fitted attributes written as JSON, by kind of estimator
+    "featurizer": ("n_features_in_", "image_shape_", "value_range_", "layer_", "pool_", "history_", "n_iter_"),
+    "FineTunedClassifier": ("n_features_in_", "image_shape_", "value_range_", "layer_", "history_",
+                            "n_iter_", "n_labeled_"),
+    "SupervisedClassifier": ("n_features_in_", "image_shape_", "value_range_", "layer_", "pool_",
+                             "history_", "n_iter_"),
+}
+_TUPLES = ("image_shape_", "value_range_")
 
 
-def _plain_parameters(featurizer):
-    parameters = featurizer.get_params(deep=False)
-    if not isinstance(parameters["backbone"], str):
-        raise TypeError(
-            f"save() stores backbones given by name ({featurizer.backbone!r} is a module); "
-            f"use joblib.dump for featurizers with a custom backbone, and load such files "
-            f"only from sources you trust."
-        )
-    if not isinstance(parameters["random_state"], (int, type(None))):
-        parameters["random_state"] = None  # only used by fit
-    parameters["device"] = str(parameters["device"])
-    if parameters.get("checkpoint_dir") is not None:
-        parameters["checkpoint_dir"] = str(parameters["checkpoint_dir"])
-    return parameters
-
-
-def save(featurizer, path):
-    """Write a fitted featurizer to ``path`` in skssl's code-free format."""
+def save(estimator, path):
+    """Write a fitted skssl estimator to ``path`` in skssl's code-free format."""
     from . import __version__
 
-    parameters = _plain_parameters(featurizer)
-    fitted = {name: getattr(featurizer, name) for name in _FITTED}
-    if hasattr(featurizer, "feature_names_in_"):
-        fitted["feature_names_in_"] = [str(name) for name in featurizer.feature_names_in_]
-    document = {
-        "class": type(featurizer).__name__,
-        "parameters": parameters,
-        "fitted": fitted,
-        "versions": {"format": FORMAT_VERSION, "skssl": __version__, "torch": torch.__version__},
-    }
-    weights = {name: tensor.detach().cpu() for name, tensor in featurizer.task_.state_dict().items()}
+    weights = {}
+    document = _describe(estimator, weights, prefix="")
+    document["versions"] = {"format": FORMAT_VERSION, "skssl": __version__, "torch": torch.__version__}
     torch.save({"skssl": json.dumps(document), "weights": weights}, path)
 
 
 def load(path):
-    """Read a featurizer written by :meth:`BaseFeaturizer.save`.
+    """Read an estimator written by ``save``: a featurizer or a classifier.
 
     Parameters
     ----------
     path : str or path-like
-        A file written by ``featurizer.save(path)``.
+        A file written by ``estimator.save(path)``.
 
     Returns
     -------
-    featurizer : BaseFeaturizer
-        Fitted, on the CPU, ready to ``transform``.
+    estimator : BaseFeaturizer, FineTunedClassifier or SupervisedClassifier
+        Fitted, on the CPU, ready to ``transform`` or ``predict``.
 
     Examples
     --------
@@ -76,7 +66,6 @@ def load(path):
     (64, 128)
     """
     from . import __version__
-    from .base import BaseFeaturizer
 
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,8 +73,8 @@ def load(path):
         weights = content["weights"]
     except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise ValueError(
-            f"{path} is not a featurizer saved by skssl (or it was tampered with): "
-            f"{exc}. Only files written by featurizer.save() can be loaded."
+            f"{path} is not an estimator saved by skssl (or it was tampered with): "
+            f"{exc}. Only files written by an skssl estimator's save() can be loaded."
         ) from exc
     versions = document.get("versions", {})
     if versions.get("format") != FORMAT_VERSION:
@@ -94,25 +83,124 @@ def load(path):
             f"{versions.get('skssl')}); this skssl {__version__} reads format "
             f"{FORMAT_VERSION}. Load it with a matching skssl version and refit."
         )
-    classes = {cls.__name__: cls for cls in _featurizer_classes(BaseFeaturizer)}
-    if document["class"] not in classes:
-        raise ValueError(f"{path} holds an unknown featurizer class {document['class']!r}.")
-    featurizer = classes[document["class"]](**document["parameters"])
-    fitted = document["fitted"]
+    return _restore(document, weights, prefix="", path=path)
+
+
+def _classes():
+    """The estimator classes a file may name."""
+    from .base import BaseFeaturizer
+    from .baselines import SupervisedClassifier
+    from .transfer import FineTunedClassifier
+
+    def subclasses(cls):
+        for subclass in cls.__subclasses__():
+            yield subclass
+            yield from subclasses(subclass)
+
+    return {cls.__name__: cls for cls in [*subclasses(BaseFeaturizer), FineTunedClassifier, SupervisedClassifier]}
+
+
+def _kind(estimator):
+    from .base import BaseFeaturizer
+
+    return "featurizer" if isinstance(estimator, BaseFeaturizer) else type(estimator).__name__
+
+
+def _describe(estimator, weights, prefix):
+    """The JSON document of ``estimator``; its weights go into ``weights`` under ``prefix``."""
+    if isinstance(estimator, FrozenEstimator):
+        return {"class": "FrozenEstimator", "estimator": _describe(estimator.estimator, weights, prefix + "estimator.")}
+    if type(estimator).__name__ not in _classes():
+        raise TypeError(f"save() stores skssl estimators, not {type(estimator).__name__}; use joblib.dump.")
+    parameters = estimator.get_params(deep=False)
+    if not isinstance(parameters.get("backbone", ""), str):
+        raise TypeError(
+            f"save() stores backbones given by name ({estimator.backbone!r} is a module); "
+            f"use joblib.dump for estimators with a custom backbone, and load such files "
+            f"only from sources you trust."
+        )
+    document = {
+        "class": type(estimator).__name__,
+        "parameters": {name: _encode(value, weights, f"{prefix}{name}.") for name, value in parameters.items()},
+    }
+    if not hasattr(estimator, "task_"):
+        return document
+    fitted = {name: _encode(getattr(estimator, name)) for name in _FITTED[_kind(estimator)]}
+    if hasattr(estimator, "classes_"):
+        fitted["classes_"] = {"values": estimator.classes_.tolist(), "dtype": estimator.classes_.dtype.str}
+    if hasattr(estimator, "feature_names_in_"):
+        fitted["feature_names_in_"] = [str(name) for name in estimator.feature_names_in_]
+    if hasattr(estimator, "featurizer_"):
+        fitted["featurizer_"] = _describe(estimator.featurizer_, weights, prefix + "featurizer_.")
+    document["fitted"] = fitted
+    weights.update({prefix + name: tensor.detach().cpu() for name, tensor in estimator.task_.state_dict().items()})
+    return document
+
+
+def _encode(value, weights=None, prefix=""):
+    """A JSON-able form of a parameter or attribute value."""
+    if isinstance(value, np.generic):
+        return value.item()  # numpy scalars, e.g. from a grid search
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if hasattr(value, "get_params"):  # an estimator inside an estimator
+        return {"__estimator__": _describe(value, weights, prefix)}
+    if hasattr(value, "location"):  # a joblib.Memory: its folder
+        return str(value.location)
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, np.random.RandomState):
+        return None  # only fit uses it
+    return str(value)  # torch.device, paths
+
+
+def _decode(value, weights, prefix, path):
+    if isinstance(value, dict) and "__tuple__" in value:
+        return tuple(_decode(v, weights, prefix, path) for v in value["__tuple__"])
+    if isinstance(value, dict) and "__estimator__" in value:
+        return _restore(value["__estimator__"], weights, prefix, path)
+    if isinstance(value, dict):
+        return {k: _decode(v, weights, prefix, path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v, weights, prefix, path) for v in value]
+    return value
+
+
+def _restore(document, weights, prefix, path):
+    """The estimator a document describes, fitted when the document holds fitted state."""
+    if document.get("class") == "FrozenEstimator":
+        return FrozenEstimator(_restore(document["estimator"], weights, prefix + "estimator.", path))
+    classes = _classes()
+    if document.get("class") not in classes:
+        raise ValueError(f"{path} holds an unknown estimator class {document.get('class')!r}.")
+    parameters = {name: _decode(value, weights, f"{prefix}{name}.", path)
+                  for name, value in document["parameters"].items()}
+    estimator = classes[document["class"]](**parameters)
+    fitted = document.get("fitted")
+    if fitted is None:
+        return estimator
     for name, value in fitted.items():
-        setattr(featurizer, name, value)
-    featurizer.image_shape_ = tuple(featurizer.image_shape_)
-    featurizer.value_range_ = tuple(featurizer.value_range_)
-    if "feature_names_in_" in fitted:
-        featurizer.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    featurizer.task_ = featurizer._empty_task()
-    featurizer.task_.load_state_dict(weights)
-    featurizer.task_.requires_grad_(False).eval()
-    featurizer._n_features_out = featurizer.task_.backbone.pooled_size(featurizer.pool_, featurizer.layer_)
-    return featurizer
-
-
-def _featurizer_classes(cls):
-    for subclass in cls.__subclasses__():
-        yield subclass
-        yield from _featurizer_classes(subclass)
+        if name == "classes_":
+            estimator.classes_ = np.asarray(value["values"], dtype=np.dtype(value["dtype"]))
+        elif name == "featurizer_":
+            estimator.featurizer_ = _restore(value, weights, prefix + "featurizer_.", path)
+        elif name == "feature_names_in_":
+            estimator.feature_names_in_ = np.asarray(value, dtype=object)
+        else:
+            decoded = _decode(value, weights, prefix, path)
+            setattr(estimator, name, tuple(decoded) if name in _TUPLES else decoded)
+    task = estimator._empty_task()
+    own = {name[len(prefix):]: tensor for name, tensor in weights.items()
+           if name.startswith(prefix) and not name[len(prefix):].startswith(("featurizer_.", "featurizer.", "estimator."))}
+    try:
+        task.load_state_dict(own)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the weights do not fit a {document['class']} ({exc}).") from exc
+    estimator.task_ = task.requires_grad_(False).eval()
+    if _kind(estimator) == "featurizer":
+        estimator._n_features_out = task.backbone.pooled_size(estimator.pool_, estimator.layer_)
+    return estimator

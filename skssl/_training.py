@@ -14,7 +14,6 @@ import sys
 import time
 import warnings
 
-import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
@@ -64,19 +63,39 @@ def _snapshot(module):
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
+class History(list):
+    """The per-epoch records of a run; ``interrupted`` tells whether Ctrl-C ended it."""
+
+    interrupted = False
+
+
+def parameter_groups(task, learning_rate):
+    """AdamW's parameter groups: ``task.parameter_groups()`` when the task defines it
+    (a list of ``{"params", "lr_scale"}``), else one group of every trainable parameter."""
+    groups = task.parameter_groups() if hasattr(task, "parameter_groups") else None
+    if groups is None:
+        groups = [{"params": [p for p in task.parameters() if p.requires_grad]}]
+    return [
+        {"params": list(group["params"]), "lr": learning_rate * group.get("lr_scale", 1.0)}
+        for group in groups
+    ]
+
+
 def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
           weight_decay, generator, verbose=0, tol=1e-4, n_iter_no_change=None,
           resume=None, on_epoch_end=None, targets=None, device=None, precision="auto",
-          compile=False):
+          compile=False, validation=None, estimator_name="featurizer"):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
     Parameters
     ----------
     task : PretextTask
-        ``task(batch, generator)`` returns the scalar pretext loss of a [0, 1] batch;
+        ``task(batch, generator)`` returns the scalar loss of a [0, 1] batch;
         ``task.start_epoch(images, value_range, generator)`` runs before every epoch
         and may return per-image targets for it (pseudo-labels);
-        ``task.after_step(progress)`` runs after every optimizer step.
+        ``task.after_step(progress)`` runs after every optimizer step;
+        ``task.parameter_groups()``, where defined, gives the optimizer's groups
+        (see :func:`parameter_groups`).
     images : Tensor or ndarray of shape (n, C, H, W)
         The training set, already on the training device, or a NumPy array (memmap)
         streamed to ``device`` a batch at a time.
@@ -102,22 +121,29 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         A state from ``on_epoch_end`` to continue from.
     on_epoch_end : callable or None
         Called with the run's state after every epoch (for checkpoints).
-    targets : Tensor of shape (n,) or None
-        Labels on the training device, for supervised baselines: each batch's
-        labels are passed as ``task(batch, generator, labels)``.
+    targets : Tensor of shape (n,) or (n, n_classes), or None
+        Per-image targets on the training device (labels, or soft labels to distil):
+        each batch's rows are passed as ``task(batch, generator, targets)``.
     device : torch.device, default=None
         The training device; defaults to ``images.device``.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
         Autocast to bfloat16 (``"auto"``: on CUDA only), see :func:`autocast`.
     compile : bool, default=False
         Run the steps through ``torch.compile``; ``task`` itself stays uncompiled.
+    validation : callable or None, default=None
+        ``validation(task)`` scores the task after every epoch (higher is better).
+        Early stopping (``n_iter_no_change``) then watches this score instead of the
+        loss, and the weights of the best-scoring epoch are restored at the end.
+    estimator_name : str, default="featurizer"
+        What the error on divergence says is left unfitted.
 
     Returns
     -------
-    history : list of dict
-        ``{"epoch", "loss", "seconds"}`` per completed epoch. On ``KeyboardInterrupt``
-        the weights of the last completed epoch are restored and the history so far
-        is returned, with a warning.
+    history : History (a list of dict)
+        ``{"epoch", "loss", "seconds"}`` per completed epoch (and
+        ``"validation_score"`` with ``validation``). On ``KeyboardInterrupt`` the
+        weights of the last completed epoch are restored and the history so far is
+        returned with ``history.interrupted`` set, with a warning.
     """
     n_images = images.shape[0]
     device = images.device if device is None else device
@@ -132,26 +158,29 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         batch_size = n_images
     steps_per_epoch = n_images // batch_size
     optimizer = torch.optim.AdamW(
-        task.parameters(),
+        parameter_groups(task, learning_rate),
         lr=learning_rate,
         weight_decay=weight_decay,
         fused=device.type in ("cpu", "cuda"),  # one kernel for every parameter, not a loop
     )
     total_steps = max(1, steps_per_epoch * max_epochs)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    history = []
+    history = History()
+    best = {"score": -math.inf, "weights": None}  # the best validation score and its weights
     if resume is not None:
         task.load_state_dict(resume["task"])
         optimizer.load_state_dict(resume["optimizer"])
         schedule.load_state_dict(resume["schedule"])
         generator.set_state(resume["generator"])
-        history = list(resume["history"])
+        history.extend(resume["history"])
+        if resume.get("best_weights") is not None:
+            best = {"score": resume["best_score"], "weights": resume["best_weights"]}
     model = _distributed.wrap(task)  # DistributedDataParallel under torchrun
     if compile:
         model = torch.compile(model)  # a wrapper: the fitted task pickles as usual
     mixed = autocast(device, precision)
     last_good = _snapshot(task)
-    best_loss, epochs_without_improvement = math.inf, 0
+    best_progress, epochs_without_improvement = -math.inf, 0
     task.train()
     try:
         for epoch in range(len(history) + 1, max_epochs + 1):
@@ -179,18 +208,23 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
             epoch_loss = float(_distributed.all_mean(total)) / steps_per_epoch  # one host sync per epoch
             if not math.isfinite(epoch_loss):
                 raise ValueError(
-                    f"The pretext loss became {epoch_loss} in epoch {epoch}; training "
-                    f"diverged and the featurizer is not fitted. Use a smaller "
+                    f"The training loss became {epoch_loss} in epoch {epoch}; training "
+                    f"diverged and the {estimator_name} is not fitted. Use a smaller "
                     f"learning_rate (now {learning_rate:g})."
                 )
-            history.append(
-                {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - start}
-            )
+            record = {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - start}
             last_good = _snapshot(task)
+            if validation is not None:
+                record["validation_score"] = float(validation(task))
+                task.train()
+                if record["validation_score"] > best["score"]:
+                    best = {"score": record["validation_score"], "weights": last_good}
+            history.append(record)
             if verbose and main:
                 print(
                     f"epoch {epoch:>3}/{max_epochs}  loss {epoch_loss:.4f}  "
-                    f"{history[-1]['seconds']:.1f}s",
+                    + (f"validation {record['validation_score']:.4f}  " if validation else "")
+                    + f"{record['seconds']:.1f}s",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -201,18 +235,23 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
                         "optimizer": optimizer.state_dict(),
                         "schedule": schedule.state_dict(),
                         "generator": generator.get_state(),
-                        "history": history,
+                        "history": list(history),
+                        "best_score": best["score"],
+                        "best_weights": best["weights"],
                     }
                 )
             if n_iter_no_change is not None:
-                if epoch_loss < best_loss - tol:
-                    best_loss, epochs_without_improvement = epoch_loss, 0
+                # the loss must fall; a validation score must rise
+                progress = -epoch_loss if validation is None else record["validation_score"]
+                if progress > best_progress + tol:
+                    best_progress, epochs_without_improvement = progress, 0
                 else:
                     epochs_without_improvement += 1
                 if epochs_without_improvement >= n_iter_no_change:
-                    if verbose:
+                    if verbose and main:
+                        watched = "loss" if validation is None else "validation score"
                         print(
-                            f"loss did not improve by tol={tol} for {n_iter_no_change} "
+                            f"{watched} did not improve by tol={tol} for {n_iter_no_change} "
                             f"epochs; stopping",
                             file=sys.stderr,
                         )
@@ -220,18 +259,21 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
         else:
             if n_iter_no_change is not None and history:
                 warnings.warn(
-                    f"The pretext loss was still improving after max_epochs={max_epochs}; "
-                    f"consider more epochs.",
+                    f"The training {'loss' if validation is None else 'validation score'} "
+                    f"was still improving after max_epochs={max_epochs}; consider more epochs.",
                     ConvergenceWarning,
                     stacklevel=3,
                 )
     except KeyboardInterrupt:
         task.load_state_dict(last_good)
+        history.interrupted = True
         warnings.warn(
             f"Training interrupted; keeping the weights of the last completed epoch "
             f"({len(history)} of {max_epochs}).",
             UserWarning,
             stacklevel=3,
         )
+    if best["weights"] is not None and not history.interrupted:
+        task.load_state_dict(best["weights"])  # early stopping keeps the best epoch
     task.eval()
     return history

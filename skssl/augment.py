@@ -62,14 +62,30 @@ def _bernoulli(generator, n, p):
     return torch.rand(n, generator=generator, device=generator.device) < p
 
 
-def _interpolation_matrix(size, scale, offset):
+def _interpolation_matrix(size, scale, offset, *, zeros_outside=False):
     """(B, size, size) bilinear weights: output pixel ``j`` of each image samples the input
     at the normalised coordinate ``scale * t_j + offset``, ``t_j`` the pixel centres in
-    [-1, 1] (as ``grid_sample`` with ``align_corners=False``), clamped to the image."""
+    [-1, 1] (as ``grid_sample`` with ``align_corners=False``), clamped to the image, or,
+    with ``zeros_outside``, reading zeros beyond it (``padding_mode="zeros"``)."""
     centres = (2 * torch.arange(size, device=scale.device) + 1) / size - 1  # (size,)
     source = ((scale[:, None] * centres + offset[:, None] + 1) * size - 1) / 2  # (B, size) pixels
-    distance = (source.clamp_(0, size - 1)[:, :, None] - torch.arange(size, device=scale.device)).abs_()
+    if not zeros_outside:
+        source = source.clamp_(0, size - 1)
+    distance = (source[:, :, None] - torch.arange(size, device=scale.device)).abs_()
     return (1 - distance).clamp_(min=0)  # the hat kernel: weights of the two nearest pixels
+
+
+def _separable_sample(x, row_weights, col_weights):
+    """Each image ``x[b]`` (C, H, W) as ``row_weights[b] @ x[b] @ col_weights[b]^T``."""
+    n, channels, rows, cols = x.shape
+    row_weights, col_weights = row_weights.to(x.dtype), col_weights.to(x.dtype)
+    out = torch.bmm(x.reshape(n, channels * rows, cols), col_weights.transpose(1, 2))  # (B, C*H, W)
+    if channels == 1:
+        out = torch.bmm(row_weights, out).view(n, 1, rows, cols)
+    else:  # the rows of all channels side by side, (B, H, C*W), for one product
+        out = out.view(n, channels, rows, cols).transpose(1, 2).reshape(n, rows, channels * cols)
+        out = torch.bmm(row_weights, out).view(n, rows, channels, cols).transpose(1, 2).contiguous()
+    return out.to(x.dtype)  # bmm gives bfloat16 under CUDA autocast
 
 
 def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=0.0):
@@ -90,15 +106,64 @@ def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
     centre_x = (1 - width) * _uniform(generator, n, -1.0, 1.0)  # normalised coords
     centre_y = (1 - height) * _uniform(generator, n, -1.0, 1.0)
     mirror = 1.0 - 2.0 * _bernoulli(generator, n, flip).to(width.dtype)
-    row_weights = _interpolation_matrix(rows, height, centre_y).to(x.dtype)  # (B, H, H)
-    col_weights = _interpolation_matrix(cols, width * mirror, centre_x).to(x.dtype)  # (B, W, W)
-    out = torch.bmm(x.reshape(n, channels * rows, cols), col_weights.transpose(1, 2))  # (B, C*H, W)
-    if channels == 1:
-        out = torch.bmm(row_weights, out).view(n, 1, rows, cols)
-    else:  # the rows of all channels side by side, (B, H, C*W), for one product
-        out = out.view(n, channels, rows, cols).transpose(1, 2).reshape(n, rows, channels * cols)
-        out = torch.bmm(row_weights, out).view(n, rows, channels, cols).transpose(1, 2).contiguous()
-    return out.to(x.dtype)  # bmm gives bfloat16 under CUDA autocast
+    row_weights = _interpolation_matrix(rows, height, centre_y)  # (B, H, H)
+    col_weights = _interpolation_matrix(cols, width * mirror, centre_x)  # (B, W, W)
+    return _separable_sample(x, row_weights, col_weights)
+
+
+def random_affine(x, generator, *, shift=0.1, scale=(0.9, 1.1), rotation=15.0):
+    """Shift, zoom and turn each image a little: up to ``shift`` of its side, by a zoom
+    in ``scale`` and by up to ``rotation`` degrees either way (zeros beyond the border)."""
+    n = x.shape[0]
+    zoom = torch.exp(_uniform(generator, n, math.log(scale[0]), math.log(scale[1])))
+    angle = _uniform(generator, n, -rotation, rotation) * (math.pi / 180)
+    offset = 2 * shift * torch.stack([_uniform(generator, n, -1.0, 1.0), _uniform(generator, n, -1.0, 1.0)], 1)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def cutout(x, generator, *, size=(0.25, 0.5), fill=0.5):
+    """Paint one square of each image, of side ``size`` (a fraction of the shorter
+    side, drawn per image) at a random place, with ``fill`` (DeVries & Taylor, 2017)."""
+    n, _, height, width = x.shape
+    side = _uniform(generator, n, *size) * min(height, width)  # (B,) pixels
+    top = _uniform(generator, n, 0.0, 1.0) * (height - side)
+    left = _uniform(generator, n, 0.0, 1.0) * (width - side)
+    rows = torch.arange(height, device=x.device)
+    cols = torch.arange(width, device=x.device)
+    inside_rows = (rows >= top[:, None]) & (rows < (top + side)[:, None])  # (B, H)
+    inside_cols = (cols >= left[:, None]) & (cols < (left + side)[:, None])  # (B, W)
+    box = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # (B, 1, H, W)
+    return torch.where(box, torch.full_like(x, fill), x)
+
+
+def random_shift_scale(x, generator, *, shift=0.1, scale=(0.9, 1.1)):
+    """Move each image by up to ``shift`` of its side and zoom it by a factor in ``scale``.
+
+    The label-preserving augmentation of fine-tuning: small shifts and zooms keep a
+    digit the digit it was (flips and quarter turns would make a 6 a 9). Pixels that
+    come in from beyond the border are black (zero), as when a digit is padded and
+    cropped. Both axes get the same zoom, so the aspect is kept; like
+    :func:`random_resized_crop` it is two batched matrix products.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(2, 1, 8, 8)
+    >>> x[:, :, 3:5, 3:5] = 1.0
+    >>> moved = random_shift_scale(x, torch.Generator().manual_seed(0), shift=0.25, scale=(1, 1))
+    >>> moved.shape, bool(moved.sum() > 0), bool((moved != x).any())
+    (torch.Size([2, 1, 8, 8]), True, True)
+    """
+    n, _, rows, cols = x.shape
+    zoom = torch.exp(_uniform(generator, n, math.log(scale[0]), math.log(scale[1])))
+    offset_y = 2 * shift * _uniform(generator, n, -1.0, 1.0)  # normalised coords span 2
+    offset_x = 2 * shift * _uniform(generator, n, -1.0, 1.0)
+    row_weights = _interpolation_matrix(rows, 1 / zoom, offset_y, zeros_outside=True)
+    col_weights = _interpolation_matrix(cols, 1 / zoom, offset_x, zeros_outside=True)
+    return _separable_sample(x, row_weights, col_weights)
 
 
 def random_symmetry(x, generator):

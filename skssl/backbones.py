@@ -400,6 +400,11 @@ class Backbone(nn.Module):
     def stage_names(self):
         return [name for name, _ in self.stages.named_children()]
 
+    def stage_modules(self, name):
+        """The modules that make up stage ``name`` (one here; one per branch for
+        backbones with several sub-networks)."""
+        return [self.stages.get_submodule(name)]
+
     def forward(self, x, upto=None):
         """Feature map of stage ``upto`` (default: the last) for images ``x`` in [0, 1]."""
         x = (x - self.mean) / self.std  # (B, C, H, W)

@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _distributed, _persistence
+from . import _checkpoint, _distributed, _persistence
 from ._data import check_images, to_tensor, value_range
 from ._training import autocast, chunks, to_unit, train
 from .augment import resize
@@ -272,7 +272,7 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         data = images if isinstance(X, np.memmap) else to_tensor(images, device)
         resume = self._read_checkpoint() if self.warm_start else None
         if continuing and resume is None:  # train the fitted weights further
-            task, history = self.task_.to(device).requires_grad_(True), self.history_
+            task, history = self._trainable_task().to(device), self.history_
         else:
             if hasattr(self, "task_"):
                 del self.task_  # a failed fit must not leave the old model looking fitted
@@ -298,6 +298,7 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
         )
         task.requires_grad_(False).eval()
         self.task_ = task
+        self._fit_interrupted = new_history.interrupted  # read by FineTunedClassifier
         self.history_ = history + [{**h, "epoch": h["epoch"] + len(history)} for h in new_history]
         self.n_iter_ = len(self.history_)
         self._n_features_out = self._embed(images[:1], self.layer_).shape[1]
@@ -311,6 +312,15 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
             torch.manual_seed(int(seed))
             task = self._make_task(mean, std)
         return task.to(device)
+
+    def _trainable_task(self):
+        """A copy of the fitted ``task_`` that trains again: each parameter requires
+        grad as in a newly built task (a momentum target stays out of the optimizer)."""
+        task = copy.deepcopy(self.task_)
+        fresh = dict(copy.copy(self)._empty_task().named_parameters())  # self stays as it is
+        for name, parameter in task.named_parameters():
+            parameter.requires_grad_(fresh[name].requires_grad)
+        return task
 
     def _empty_task(self):
         """The task's architecture, for weights loaded from a file."""
@@ -362,27 +372,19 @@ class BaseFeaturizer(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, Transform
 
     def _write_checkpoint(self, state):
         """Write the run's state every ``checkpoint_every`` epochs, atomically."""
-        epoch = state["history"][-1]["epoch"]
-        if epoch % self.checkpoint_every and epoch != self.max_epochs:
-            return
-        path = self._checkpoint_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        torch.save({**state, "image_shape": list(self.image_shape_)}, partial)
-        os.replace(partial, path)  # a reader never sees a half-written file
+        _checkpoint.write(
+            self._checkpoint_path(),
+            state,
+            every=self.checkpoint_every,
+            max_epochs=self.max_epochs,
+            meta={"image_shape": list(self.image_shape_)},
+        )
 
     def _read_checkpoint(self):
         """The state saved in ``checkpoint_dir``, or None when there is none."""
-        if self.checkpoint_dir is None or not self._checkpoint_path().exists():
+        if self.checkpoint_dir is None:
             return None
-        state = torch.load(self._checkpoint_path(), map_location="cpu", weights_only=True)
-        if tuple(state["image_shape"]) != tuple(self.image_shape_):
-            raise ValueError(
-                f"The checkpoint in {self.checkpoint_dir} was written for images of shape "
-                f"{tuple(state['image_shape'])}, not {self.image_shape_}; use another "
-                f"checkpoint_dir or warm_start=False."
-            )
-        return state
+        return _checkpoint.read(self._checkpoint_path(), meta={"image_shape": list(self.image_shape_)})
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "task_")

@@ -8,17 +8,15 @@
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 from torch import nn
 
-from ._data import check_images, to_tensor, value_range
-from ._training import to_unit, train
-from .backbones import Backbone, build_stages, pool
-from .base import BaseFeaturizer, PretextTask, TorchModelMixin, _channel_stats, _resolve_device
+from ._data import check_images, to_tensor
+from ._network_classifier import NetworkClassifierMixin
+from ._transfer_tasks import ClassifierNetwork
+from .backbones import Backbone, build_stages
+from .base import BaseFeaturizer, _resolve_device
 
 
 class FrozenTask(nn.Module):
@@ -140,40 +138,14 @@ default="small_cnn"
         return FrozenTask(backbone)
 
 
-class ClassificationTask(PretextTask):
-    """Backbone, pooling and a linear head, trained with cross-entropy on labels.
-
-    The loop hands each batch's labels over as ``targets``; the images are shown
-    as they are (no augmentation).
-    """
-
-    def __init__(self, backbone, pool_how, n_classes):
-        super().__init__()
-        self.backbone = backbone
-        self.pool_how = pool_how
-        self.head = nn.Linear(backbone.pooled_size(pool_how), n_classes)
-
-    def logits(self, batch):
-        return self.head(pool(self.backbone(batch), self.pool_how))  # (B, n_classes)
-
-    def views(self, batch, generator):
-        return batch, None  # the targets are the labels, which come from the loop
-
-    def loss(self, inputs, targets):
-        return F.cross_entropy(self.logits(inputs), targets)
-
-    def forward(self, batch, generator, targets):
-        inputs, _ = self.views(batch, generator)
-        return self.loss(inputs, targets)
-
-
-class SupervisedClassifier(TorchModelMixin, ClassifierMixin, BaseEstimator):
+class SupervisedClassifier(NetworkClassifierMixin, ClassifierMixin, BaseEstimator):
     """The featurizers' backbone trained end to end on labels.
 
     A linear head on the pooled output of the last stage, trained with
     cross-entropy by the same loop, optimiser and schedule as the pretext tasks
-    (AdamW, cosine decay, no augmentation). With few labels it shows what
-    self-supervised pretraining has to beat; with many, what it can approach.
+    (AdamW, cosine decay), from the random initial weights. With few labels it
+    shows what self-supervised pretraining has to beat; with many, what it can
+    approach.
 
     Parameters
     ----------
@@ -193,13 +165,17 @@ default="small_cnn"
         Peak AdamW learning rate, decayed to zero by a cosine schedule.
     weight_decay : float, default=1e-4
         AdamW weight decay.
+    augment : bool, default=False
+        Shift and zoom every training image a little at random, as
+        :class:`~skssl.FineTunedClassifier` does (never flip or turn it): the fair
+        baseline for a fine-tuned network.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to train and predict; ``"auto"`` picks CUDA when available.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of flat rows, or the
         layout of 4-D input; ``None`` infers square grayscale images.
     random_state : int, RandomState instance or None, default=None
-        Seeds weights and shuffling; the global torch RNG is untouched.
+        Seeds weights, shuffling and augmentation; the global torch RNG is untouched.
     verbose : int, default=0
         Print the loss of every epoch when > 0.
 
@@ -215,9 +191,11 @@ default="small_cnn"
         ``(C, H, W)`` of the training images.
     value_range_ : tuple of float
         Raw values mapped to 0 and 1.
+    layer_ : str
+        The last backbone stage, under the head.
     pool_ : str
         The pooling in use.
-    task_ : nn.Module
+    task_ : ClassifierNetwork
         The trained network: ``task_.backbone`` and the linear ``task_.head``.
     history_ : list of dict
         ``{"epoch", "loss", "seconds"}`` for every epoch run.
@@ -227,6 +205,7 @@ default="small_cnn"
     See Also
     --------
     RandomFeaturizer : the same backbone, untrained.
+    skssl.FineTunedClassifier : the same training, from pretext-trained weights.
 
     Examples
     --------
@@ -239,9 +218,11 @@ default="small_cnn"
     """
 
     _parameter_constraints = {
-        name: constraint
-        for name, constraint in BaseFeaturizer._parameter_constraints.items()
-        if name != "layer"
+        **{name: constraint for name, constraint in BaseFeaturizer._parameter_constraints.items()
+           if name in ("backbone", "backbone_kwargs", "pool", "max_epochs", "batch_size",
+                       "learning_rate", "weight_decay", "device", "image_shape", "random_state",
+                       "verbose")},
+        "augment": ["boolean"],
     }
 
     def __init__(
@@ -254,6 +235,7 @@ default="small_cnn"
         batch_size=64,
         learning_rate=1e-3,
         weight_decay=1e-4,
+        augment=False,
         device="auto",
         image_shape=None,
         random_state=None,
@@ -266,6 +248,7 @@ default="small_cnn"
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.augment = augment
         self.device = device
         self.image_shape = image_shape
         self.random_state = random_state
@@ -280,99 +263,45 @@ default="small_cnn"
         X : array-like of shape (n_samples, n_pixels) or an image array
             Flat rows, ``(n, H, W)``, ``(n, H, W, C)`` or ``(n, C, H, W)``.
         y : array-like of shape (n_samples,)
-            Class labels.
+            Class labels (``-1`` is a class like any other here).
 
         Returns
         -------
         self : object
             The fitted classifier.
         """
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
         images = check_images(self, X, reset=True, image_shape=self.image_shape)
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(images, y)
-        check_classification_targets(y)
-        self.classes_, y_encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes to learn from; y holds "
-                f"1 class ({self.classes_[0]!r})."
-            )
-        device = _resolve_device(self.device)
+        labels = self._encode_labels(y, len(images))
         model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
-        self.value_range_ = value_range(images)
-        data = to_tensor(images, device)  # the whole set, moved once
-        mean, std = _channel_stats(data, self.value_range_, device)
-
-        with torch.random.fork_rng(devices=[]):  # seed the weights, leave the global RNG be
+        # the random-init network every featurizer starts from, with the last stage's output
+        initial = RandomFeaturizer(
+            backbone=self.backbone, backbone_kwargs=self.backbone_kwargs, pool=self.pool,
+            device=self.device, image_shape=self.image_shape, random_state=int(model_seed),
+        ).fit(X)
+        self.value_range_, self.layer_, self.pool_ = initial.value_range_, initial.layer_, initial.pool_
+        backbone = initial.task_.backbone.requires_grad_(True)
+        device = backbone.mean.device
+        with torch.random.fork_rng(devices=[]):  # seed the head, leave the global RNG be
             torch.manual_seed(int(model_seed))
-            stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
-            backbone = Backbone(stages, self.image_shape_, mean, std)
-            self.pool_ = self._resolve_pool()
-            task = ClassificationTask(backbone, self.pool_, len(self.classes_))
-        task.to(device, memory_format=torch.channels_last)
+            network = ClassifierNetwork(backbone, self.layer_, self.pool_, len(self.classes_),
+                                        augment=self.augment)
+        network.to(device, memory_format=torch.channels_last)
         generator = torch.Generator(device).manual_seed(int(data_seed))
-        self.history_ = train(
-            task,
-            data,
-            targets=torch.as_tensor(y_encoded, dtype=torch.long, device=device),
-            value_range=self.value_range_,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            generator=generator,
-            verbose=self.verbose,
+        history = self._train_network(
+            network, to_tensor(images, device), labels, np.flatnonzero(labels >= 0),
+            device=device, generator=generator, stage="fit", max_epochs=self.max_epochs,
         )
-        task.requires_grad_(False).eval()
-        self.task_ = task
+        self.task_ = network.requires_grad_(False).eval()
+        self.history_ = list(history)
         self.n_iter_ = len(self.history_)
         return self
 
-    def predict_proba(self, X, batch_size=512):
-        """Class probabilities, streamed in batches.
+    _unlabeled_marker = False
 
-        Parameters
-        ----------
-        X : array-like
-            Images in the layout and shape seen in ``fit``.
-        batch_size : int, default=512
-            Images per forward pass.
+    def _empty_task(self):
+        """The network's architecture, for weights loaded from a file."""
+        channels = self.image_shape_[0]
+        stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
+        backbone = Backbone(stages, self.image_shape_, [0.0] * channels, [1.0] * channels)
+        return ClassifierNetwork(backbone, self.layer_, self.pool_, len(self.classes_), augment=self.augment)
 
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes), dtype float64
-            Columns in the order of ``classes_``.
-        """
-        check_is_fitted(self)
-        images = check_images(self, X, reset=False, image_shape=self.image_shape)
-        device = self.task_.backbone.mean.device
-        chunks = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = to_unit(to_tensor(images[start:start + batch_size], device), self.value_range_)
-                chunks.append(self.task_.logits(batch).double().softmax(dim=1).cpu())
-        return torch.cat(chunks).numpy()
-
-    def predict(self, X):
-        """Most probable class of each image.
-
-        Parameters
-        ----------
-        X : array-like
-            Images in the layout and shape seen in ``fit``.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags

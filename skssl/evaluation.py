@@ -7,8 +7,11 @@ labels only ever train a probe on top of frozen features.
   :func:`pixel_probe` is the same on raw pixels.
 - :func:`knn_probe`: weighted k-nearest-neighbour vote on cosine similarity [1]_ [2]_.
 - :func:`layerwise_probe`: a probe on every backbone stage.
+- :func:`fine_tune_probe`: the featurizer's network fine-tuned on the labels (and
+  taught by the unlabeled images, when given), test accuracy.
 - :func:`label_efficiency`: accuracy against the number of labels, next to random
-  features, a supervised network and raw pixels.
+  features, supervised networks, fine-tuning, raw pixels and scikit-learn's own
+  semi-supervised estimators.
 - :func:`plot_label_efficiency`, :func:`plot_layerwise`: their figures (matplotlib).
 
 References
@@ -32,6 +35,13 @@ from sklearn.utils.validation import check_is_fitted
 from ._data import check_images
 
 BASELINES = ("random", "supervised", "pixels")
+SEMI_SUPERVISED_BASELINES = (
+    "fine_tuned",  # FineTunedClassifier on the featurizer, the other training images unlabeled
+    "supervised_augmented",  # the same network from its random weights, labels only
+    "supervised_semi_supervised",  # ... and then the same semi-supervised stage
+    "self_training_pixels",  # SelfTrainingClassifier(LogisticRegression) on raw pixels
+    "label_spreading_pixels",  # LabelSpreading(kernel="knn") on raw pixels
+)
 
 
 def linear_probe(featurizer, X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
@@ -149,6 +159,73 @@ def knn_probe(featurizer, X_train, y_train, X_test, y_test, *, k=200, temperatur
     return _knn_accuracy(train_features, y_train, test_features, y_test, k=k, temperature=temperature)
 
 
+def fine_tune_probe(featurizer, X_train, y_train, X_test, y_test, *, X_unlabeled=None,
+                    **classifier_params):
+    """Test accuracy of the featurizer's network fine-tuned on the labelled images.
+
+    A :class:`~skssl.FineTunedClassifier` over the fitted featurizer (wrapped in
+    :class:`~sklearn.frozen.FrozenEstimator`: no pretext refit, the featurizer is not
+    changed) is trained on ``X_train`` and, for its semi-supervised stage, the
+    unlabeled images ``X_unlabeled``.
+
+    Parameters
+    ----------
+    featurizer : fitted skssl featurizer
+        The pretext-trained network to fine-tune.
+    X_train, X_test : array-like
+        Labelled training and test images.
+    y_train, y_test : array-like
+        Their labels.
+    X_unlabeled : array-like, default=None
+        Images without labels, for the semi-supervised stage.
+    **classifier_params : dict
+        :class:`~skssl.FineTunedClassifier` parameters, e.g. ``max_epochs=50``.
+
+    Returns
+    -------
+    accuracy : float
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> from skssl.evaluation import fine_tune_probe
+    >>> X, y = load_digits(return_X_y=True)
+    >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X[:300])
+    >>> accuracy = fine_tune_probe(featurizer, X[:100], y[:100], X[300:400], y[300:400],
+    ...                            X_unlabeled=X[100:300], max_epochs=2,
+    ...                            semi_supervised_epochs=1, random_state=0)
+    >>> 0.0 <= accuracy <= 1.0
+    True
+    """
+    from sklearn.frozen import FrozenEstimator
+
+    from .transfer import FineTunedClassifier
+
+    check_is_fitted(featurizer)
+    X, y = _with_unlabeled(X_train, y_train, X_unlabeled)
+    classifier = FineTunedClassifier(FrozenEstimator(featurizer), **classifier_params).fit(X, y)
+    return float(classifier.score(X_test, y_test))
+
+
+def _with_unlabeled(X_labeled, y_labeled, X_unlabeled):
+    """Labelled and unlabeled images as one training set, ``-1`` for the unlabeled."""
+    X_labeled, y_labeled = np.asarray(X_labeled), np.asarray(y_labeled, dtype=object)
+    if X_unlabeled is None or len(X_unlabeled) == 0:
+        return X_labeled, _tidy_labels(y_labeled)
+    X = np.concatenate([X_labeled, np.asarray(X_unlabeled, dtype=X_labeled.dtype)])
+    y = np.concatenate([y_labeled, np.full(len(X_unlabeled), -1, dtype=object)])
+    return X, _tidy_labels(y)
+
+
+def _tidy_labels(y):
+    """Integer labels as integers again; others (strings) stay objects beside -1."""
+    try:
+        return y.astype(np.int64) if all(isinstance(v, (int, np.integer)) for v in y) else y
+    except (TypeError, ValueError):
+        return y
+
+
 def layerwise_probe(featurizer, X_train, y_train, X_test, y_test, *, probe="linear"):
     """Probe the features of every backbone stage, not only the featurizer's ``layer``.
 
@@ -210,13 +287,15 @@ def label_efficiency(
     n_labels=(10, 20, 50, 100, 500, 1000, None),
     baselines=BASELINES,
     supervised_params=None,
+    classifier_params=None,
     random_state=0,
 ):
-    """Linear-probe accuracy against the number of labels, next to three baselines.
+    """Accuracy against the number of labels: the linear probe, fine-tuning, baselines.
 
     For each size ``n`` a subset of ``n`` labelled training images is drawn (one
     per class first, where ``n`` allows, then at random; the subsets are nested)
-    and each method is scored on the whole test set:
+    and each method is scored on the whole test set. The semi-supervised rows use
+    the other training images as unlabeled ones:
 
     - the featurizer: :func:`linear_probe` on its frozen features;
     - ``"random"``: the same probe on a :class:`~skssl.baselines.RandomFeaturizer`
@@ -225,7 +304,20 @@ def label_efficiency(
       pretext training started from);
     - ``"supervised"``: a :class:`~skssl.baselines.SupervisedClassifier` with the
       same backbone, trained end to end on the ``n`` labels;
-    - ``"pixels"``: the same probe on raw pixels.
+    - ``"pixels"``: the same probe on raw pixels;
+    - ``"fine_tuned"``: :func:`fine_tune_probe`, a
+      :class:`~skssl.FineTunedClassifier` over the featurizer (not refitted) with
+      ``classifier_params``;
+    - ``"supervised_augmented"``: the same classifier over the same network at its
+      random initial weights (the featurizer's clone with ``max_epochs=0``) without
+      the semi-supervised stage: same network, augmentation and labels, no pretext;
+    - ``"supervised_semi_supervised"``: that, with the semi-supervised stage;
+    - ``"self_training_pixels"``: scikit-learn's
+      :class:`~sklearn.semi_supervised.SelfTrainingClassifier` around the
+      logistic-regression probe, on raw pixels;
+    - ``"label_spreading_pixels"``: scikit-learn's
+      :class:`~sklearn.semi_supervised.LabelSpreading` (``kernel="knn"``) on raw
+      pixels scaled to [0, 1].
 
     Parameters
     ----------
@@ -238,13 +330,19 @@ def label_efficiency(
     n_labels : sequence of int or None, default=(10, 20, 50, 100, 500, 1000, None)
         Numbers of labelled images (at least 2); ``None`` means all of ``X_train``.
         Sizes above ``len(X_train)`` are skipped.
-    baselines : sequence of {"random", "supervised", "pixels"}, \
-default=("random", "supervised", "pixels")
-        The baselines to run.
+    baselines : sequence of str, default=("random", "supervised", "pixels")
+        The rows to add to the featurizer's: any of ``"random"``, ``"supervised"``,
+        ``"pixels"`` and of the semi-supervised rows ``"fine_tuned"``,
+        ``"supervised_augmented"``, ``"supervised_semi_supervised"``,
+        ``"self_training_pixels"``, ``"label_spreading_pixels"``
+        (``skssl.evaluation.SEMI_SUPERVISED_BASELINES``).
     supervised_params : dict, default=None
         Further :class:`~skssl.baselines.SupervisedClassifier` parameters, e.g.
         ``{"max_epochs": 10}``; backbone, pooling, device and image shape come
         from the featurizer.
+    classifier_params : dict, default=None
+        :class:`~skssl.FineTunedClassifier` parameters of the ``"fine_tuned"`` and
+        ``"supervised_*"`` rows (all three get the same).
     random_state : int, RandomState instance or None, default=0
         Seeds the subsets, and the baselines' weights when the featurizer has no
         integer ``random_state``.
@@ -271,9 +369,11 @@ default=("random", "supervised", "pixels")
     from .baselines import RandomFeaturizer, SupervisedClassifier
 
     check_is_fitted(featurizer)
-    unknown = set(baselines) - set(BASELINES)
+    unknown = set(baselines) - set(BASELINES + SEMI_SUPERVISED_BASELINES)
     if unknown:
-        raise ValueError(f"Unknown baselines {sorted(unknown)}; choose from {BASELINES}.")
+        raise ValueError(
+            f"Unknown baselines {sorted(unknown)}; choose from {BASELINES + SEMI_SUPERVISED_BASELINES}."
+        )
     sizes = _label_sizes(n_labels, len(y_train))
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     rng = check_random_state(random_state)
@@ -294,6 +394,10 @@ default=("random", "supervised", "pixels")
         features["pixels"] = (_flat(X_train), _flat(X_test))
     supervised = SupervisedClassifier(**shared, pool=params.get("pool", "auto"), random_state=seed)
     supervised.set_params(**(supervised_params or {}))
+    semi_supervised = _semi_supervised_rows(
+        featurizer, X_train, X_test, y_test, classifier_params, seed,
+        [method for method in baselines if method in SEMI_SUPERVISED_BASELINES],
+    )
 
     rows = []
     for n in sizes:
@@ -304,6 +408,10 @@ default=("random", "supervised", "pixels")
                 classifier = clone(supervised).set_params(batch_size=batch_size)
                 classifier.fit(_take(X_train, labelled), y_train[labelled])
                 accuracy = classifier.score(X_test, y_test)
+            elif method in semi_supervised:
+                y_partial = np.full(len(y_train), -1, dtype=object)
+                y_partial[labelled] = y_train[labelled]
+                accuracy = semi_supervised[method](_tidy_labels(y_partial))
             else:
                 train_features, test_features = features[method]
                 accuracy = _linear_accuracy(
@@ -311,6 +419,39 @@ default=("random", "supervised", "pixels")
                 )
             rows.append({"n_labels": n, "method": method, "accuracy": float(accuracy)})
     return _table(rows)
+
+
+def _semi_supervised_rows(featurizer, X_train, X_test, y_test, classifier_params, seed, methods):
+    """``{method: accuracy(y_partial)}``: each semi-supervised row as a function of the
+    training labels, ``-1`` where unlabeled."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+
+    from .transfer import FineTunedClassifier
+
+    params = {"random_state": seed, **(classifier_params or {})}
+    pixels_train, pixels_test = _flat(X_train), _flat(X_test)
+    low, high = float(pixels_train.min()), float(pixels_train.max())
+    scaled_train, scaled_test = (pixels_train - low) / (high - low or 1), (pixels_test - low) / (high - low or 1)
+    rows = {}
+    if "fine_tuned" in methods:
+        tuned = FineTunedClassifier(FrozenEstimator(featurizer), **params)
+        rows["fine_tuned"] = lambda y: tuned.fit(X_train, y).score(X_test, y_test)
+    if {"supervised_augmented", "supervised_semi_supervised"} & set(methods):
+        untrained = FrozenEstimator(clone(featurizer).set_params(max_epochs=0).fit(X_train))
+        alone = FineTunedClassifier(untrained, **{**params, "semi_supervised": None})
+        rows["supervised_augmented"] = lambda y: alone.fit(X_train, y).score(X_test, y_test)
+        taught = FineTunedClassifier(untrained, **params)
+        rows["supervised_semi_supervised"] = lambda y: taught.fit(X_train, y).score(X_test, y_test)
+    if "self_training_pixels" in methods:
+        self_training = SelfTrainingClassifier(
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        )
+        rows["self_training_pixels"] = lambda y: self_training.fit(pixels_train, y).score(pixels_test, y_test)
+    if "label_spreading_pixels" in methods:
+        spreading = LabelSpreading(kernel="knn")
+        rows["label_spreading_pixels"] = lambda y: spreading.fit(scaled_train, y).score(scaled_test, y_test)
+    return rows
 
 
 def plot_label_efficiency(table, ax=None):

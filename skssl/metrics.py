@@ -11,7 +11,7 @@ from sklearn.metrics import get_scorer
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _check_method_params, column_or_1d
 
-from .semi_supervised import labeled_mask
+from .semi_supervised import label_array, labeled_mask
 
 
 class LabeledScorer:
@@ -25,7 +25,7 @@ class LabeledScorer:
         self.scorer = scorer
 
     def __call__(self, estimator, X, y, **kwargs):
-        y = column_or_1d(y)
+        y = column_or_1d(label_array(y))
         labeled = np.flatnonzero(labeled_mask(y))
         if len(labeled) == 0:
             raise ValueError(

@@ -25,15 +25,38 @@ from sklearn.utils.validation import (
 UNLABELED = -1
 
 
+def label_array(y):
+    """``y`` as a NumPy array in which an unlabeled row's ``-1`` stays a number.
+
+    A list that mixes strings and ``-1`` (``["cat", -1, "dog"]``) becomes an object
+    array, not the string array ``["cat", "-1", "dog"]`` that ``np.asarray`` would make
+    of it; every other container goes through ``np.asarray``.
+
+    Examples
+    --------
+    >>> label_array(["cat", -1, "dog"])
+    array(['cat', -1, 'dog'], dtype=object)
+    """
+    array = np.asarray(y)
+    if isinstance(y, (list, tuple)) and array.dtype.kind in "US" and array.ndim == 1:
+        array = np.empty(len(y), dtype=object)
+        array[:] = list(y)
+    return array
+
+
 def labeled_mask(y):
     """Boolean mask of the rows of ``y`` that carry a label (``y != -1``).
+
+    The one place that decides what is unlabeled, for every container ``y`` comes
+    in (see :func:`label_array`).
 
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        Targets, with ``-1`` for unlabeled rows. String arrays cannot hold the
-        integer ``-1``, so all their rows count as labeled; use an object array to
-        mix string labels with ``-1``.
+        Targets, with ``-1`` for unlabeled rows: a list, an integer, float or object
+        array, a pandas Series. String arrays cannot hold the integer ``-1``, so all
+        their rows count as labeled; use a list or an object array to mix string
+        labels with ``-1``.
 
     Returns
     -------
@@ -44,8 +67,10 @@ def labeled_mask(y):
     >>> from skssl.semi_supervised import labeled_mask
     >>> labeled_mask([3, -1, 0, -1])
     array([ True, False,  True, False])
+    >>> labeled_mask(["cat", -1, "dog", -1])
+    array([ True, False,  True, False])
     """
-    y = np.asarray(y)
+    y = label_array(y)
     if y.dtype.kind in "US":
         return np.ones(y.shape, dtype=bool)
     return np.asarray(y != UNLABELED, dtype=bool)
@@ -142,7 +167,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        y = column_or_1d(y, warn=True)
+        y = column_or_1d(label_array(y), warn=True)
         if _num_samples(X) != len(y):
             raise ValueError(
                 f"X has {_num_samples(X)} rows but y has {len(y)} labels; pass one label "
@@ -253,7 +278,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             Mean accuracy over the labeled rows.
         """
         check_is_fitted(self)
-        y = column_or_1d(y)
+        y = column_or_1d(label_array(y))
         labeled = np.flatnonzero(labeled_mask(y))
         if len(labeled) == 0:
             raise ValueError(

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from skssl import RotNetFeaturizer, SimCLRFeaturizer
+from skssl import DenoisingAEFeaturizer
 from skssl.baselines import RandomFeaturizer, SupervisedClassifier
 
 FAST = dict(device="cpu", random_state=0)
@@ -24,7 +24,8 @@ def _weights(module):
 
 def test_random_featurizer_has_the_initial_weights_of_a_featurizer(digits):
     X, _ = digits
-    untrained = SimCLRFeaturizer(max_epochs=0, layer="conv3", **FAST).fit(X[:200])
+    # (DenoisingAE works at the images' own size, as RandomFeaturizer does.)
+    untrained = DenoisingAEFeaturizer(max_epochs=0, layer="conv3", **FAST).fit(X[:200])
     random = RandomFeaturizer(layer="conv3", **FAST).fit(X[:200])
     np.testing.assert_array_equal(random.transform(X[:50]), untrained.transform(X[:50]))
     assert random.history_ == [] and random.n_iter_ == 0

@@ -169,7 +169,8 @@ def test_multi_crop_views_put_the_two_global_views_first():
         task = copy.deepcopy(task)
         task.n_local_crops = n_local_crops
         inputs, _ = task.views(batch, torch.Generator().manual_seed(1))
-        assert inputs.shape == (5 * (2 + n_local_crops), 1, 8, 8)  # local crops at full size
+        # local crops at full size, the working size of 8x8 images: 16x16
+        assert inputs.shape == (5 * (2 + n_local_crops), 1, 16, 16)
         torch.testing.assert_close(inputs[:10], expected, rtol=0, atol=0)
 
 
@@ -182,7 +183,7 @@ def test_multi_crop_views_put_the_two_global_views_first():
         (np.random.default_rng(0).random((24, 28 * 28)), 64),  # MNIST-sized
         (np.repeat(make_shapes(24, image_size=16, random_state=0)[0][..., None], 3, axis=3), 64),  # colour
         (np.random.default_rng(0).random((24, 4)), 64),  # 2 x 2: the smallest square
-        (np.random.default_rng(0).random((24, 5)), 16),  # 1 x 5 rows
+        (np.random.default_rng(0).random((24, 5)), 64),  # 1 x 5 rows, enlarged to 4 x 20
     ],
     ids=["8x8", "28x28", "colour", "2x2", "1x5"],
 )

@@ -228,3 +228,53 @@ def test_plots_say_how_to_get_matplotlib(monkeypatch):
     for plot in (plot_label_efficiency, plot_layerwise):
         with pytest.raises(ImportError, match=r"pip install skssl\[plot\]"):
             plot([])
+
+
+def test_fine_tune_probe_fine_tunes_a_copy_and_learns(digits):
+    from skssl import FineTunedClassifier
+    from skssl.evaluation import fine_tune_probe
+
+    X_train, y_train, X_test, y_test = digits
+    pretrained = RotNetFeaturizer(max_epochs=1, device="cpu", random_state=0).fit(X_train)
+    before = pretrained.transform(X_test)
+    params = dict(max_epochs=30, batch_size=32, semi_supervised_epochs=2, device="cpu", random_state=0)
+    accuracy = fine_tune_probe(pretrained, X_train[:100], y_train[:100], X_test, y_test,
+                               X_unlabeled=X_train[100:], **params)
+    assert accuracy > 0.6  # chance is 0.1
+    np.testing.assert_array_equal(pretrained.transform(X_test), before)  # never refitted
+    y_partial = np.concatenate([y_train[:100], np.full(100, -1)])
+    from sklearn.frozen import FrozenEstimator
+
+    by_hand = FineTunedClassifier(FrozenEstimator(pretrained), **params).fit(X_train, y_partial)
+    assert accuracy == by_hand.score(X_test, y_test)
+
+
+def test_label_efficiency_semi_supervised_rows_see_the_rest_as_unlabeled(digits, monkeypatch):
+    from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+
+    from skssl import FineTunedClassifier
+    from skssl.evaluation import SEMI_SUPERVISED_BASELINES
+
+    X_train, y_train, X_test, y_test = digits
+    pretrained = RotNetFeaturizer(max_epochs=1, device="cpu", random_state=0).fit(X_train)
+    seen = []
+
+    def recording(fit):
+        def fit_and_record(self, X, y):
+            y = np.asarray(y)
+            seen.append((type(self).__name__, len(X), int((y != -1).sum())))
+            return fit(self, X, y)
+        return fit_and_record
+
+    for cls in (FineTunedClassifier, SelfTrainingClassifier, LabelSpreading):
+        monkeypatch.setattr(cls, "fit", recording(cls.fit))
+    table = label_efficiency(
+        pretrained, X_train, y_train, X_test, y_test, n_labels=(30,),
+        baselines=SEMI_SUPERVISED_BASELINES, classifier_params={"max_epochs": 2, "semi_supervised_epochs": 1},
+    )
+    assert list(table["method"]) == ["RotNetFeaturizer", *SEMI_SUPERVISED_BASELINES]
+    assert ((table["accuracy"] > 0) & (table["accuracy"] <= 1)).all()
+    # three FineTunedClassifier fits, one SelfTraining, one LabelSpreading: all 200 images, 30 labeled
+    assert sorted(name for name, _, _ in seen) == ["FineTunedClassifier"] * 3 + ["LabelSpreading",
+                                                                                "SelfTrainingClassifier"]
+    assert {(n_images, n_labeled) for _, n_images, n_labeled in seen} == {(200, 30)}

@@ -1,6 +1,5 @@
 """Behaviour shared by every featurizer: determinism, persistence, composition."""
 
-import io
 import pickle
 
 import joblib
@@ -137,7 +136,7 @@ class TinyNet(nn.Sequential):
         ("mlp", None, 256),
         ("mlp", {"hidden": (32,)}, 32),
         ("resnet18", None, 512),
-        (TinyNet, {"width": 4}, 4 * 8 * 8),
+        (TinyNet, {"width": 4}, 4 * 16 * 16),  # SimCLR works on 8x8 digits enlarged to 16x16
     ],
 )
 def test_backbones(backbone, backbone_kwargs, n_features, digits):

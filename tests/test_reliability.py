@@ -92,7 +92,7 @@ def test_checkpoint_resume_gives_the_uninterrupted_weights(tmp_path):
 
 def test_checkpoint_of_other_images_is_refused(tmp_path):
     RotNetFeaturizer(**{**TINY, "max_epochs": 1}, checkpoint_dir=tmp_path).fit(X)
-    with pytest.raises(ValueError, match="written for images of shape"):
+    with pytest.raises(ValueError, match="written for image shape"):
         RotNetFeaturizer(**TINY, checkpoint_dir=tmp_path, warm_start=True).fit(np.zeros((40, 16, 16)))
 
 

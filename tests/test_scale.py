@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
@@ -44,6 +45,27 @@ def test_fit_on_a_memmap_streams_batches_and_matches_in_memory_fit(mnist_sized_m
     np.testing.assert_array_equal(streamed.transform(stored[:100]), in_memory.transform(images[:100]))
 
 
+def test_classifier_streams_a_memmap_in_its_semi_supervised_stage(mnist_sized_memmap, monkeypatch):
+    from sklearn.frozen import FrozenEstimator
+
+    from skssl import FineTunedClassifier
+    from skssl._training import take
+
+    images, stored = mnist_sized_memmap
+    y = np.where(np.arange(len(images)) < 300, np.arange(len(images)) % 3, -1)
+    featurizer = FrozenEstimator(DenoisingAEFeaturizer(**{**FAST, "max_epochs": 1}).fit(images))
+    read_from_file = []
+    monkeypatch.setattr(_training, "take", lambda rows, indices, device: read_from_file.append(
+        isinstance(rows, np.ndarray) and np.shares_memory(rows, stored)) or take(rows, indices, device))
+    classifier = FineTunedClassifier(featurizer, max_epochs=1, semi_supervised_epochs=1, batch_size=64,
+                                     device="cpu", random_state=0)
+    classifier.fit(stored, y)
+    # the semi-supervised stage (all 9,000 rows) read its batches from the file
+    assert sum(read_from_file) == len(images) // 64  # whole batches
+    in_memory = clone(classifier).fit(images, y)
+    np.testing.assert_array_equal(classifier.predict_proba(stored[:50]), in_memory.predict_proba(images[:50]))
+
+
 def test_float_memmap_is_never_copied_whole(tmp_path, monkeypatch):
     X = load_digits().data.astype(np.float32)  # 0..16 floats
     stored = np.lib.format.open_memmap(tmp_path / "digits.npy", mode="w+", dtype=np.float32, shape=X.shape)
@@ -64,7 +86,8 @@ WORKER = textwrap.dedent(
     import json, os, sys
     import torch
     torch.set_num_threads(1)
-    from sklearn.datasets import load_digits
+    from sklearn.base import clone
+from sklearn.datasets import load_digits
     from skssl import {cls}
     X = load_digits().data[:512]
     rank = int(os.environ["RANK"])
@@ -76,15 +99,52 @@ WORKER = textwrap.dedent(
 )
 
 
-def _torchrun(tmp_path, cls, nproc):
+def _torchrun(tmp_path, cls, nproc, worker=WORKER):
     script = tmp_path / "fit.py"
-    script.write_text(WORKER.format(cls=cls))
+    script.write_text(worker if cls is None else worker.format(cls=cls))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", str(script), str(tmp_path)]
     done = subprocess.run(command, env=env, timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stderr[-4000:]}"
     return [json.loads((tmp_path / f"history{rank}.json").read_text()) for rank in range(nproc)]
+
+
+CLASSIFIER_WORKER = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import torch
+    torch.set_num_threads(1)
+    from sklearn.datasets import load_digits
+    from skssl import DenoisingAEFeaturizer, FineTunedClassifier
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:512], np.where(np.arange(512) < 256, y[:512], -1)
+    rank = int(os.environ["RANK"])
+    classifier = FineTunedClassifier(
+        DenoisingAEFeaturizer(max_epochs=2, batch_size=128, device="cpu", random_state=0),
+        max_epochs=3, semi_supervised_epochs=2, batch_size=128, device="cpu", random_state=0,
+        checkpoint_dir=os.path.join(sys.argv[1], f"rank{rank}"),
+    ).fit(X, y)
+    with open(os.path.join(sys.argv[1], f"history{rank}.json"), "w") as f:
+        json.dump([h["loss"] for h in classifier.history_], f)
+    """
+)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_fine_tune_like_one(tmp_path):
+    """The classifier's stages under torchrun: the same global batch on 1 and 2 processes
+    gives epoch losses that agree (batch norm and augmentation differ per process), and
+    every process reports the same mean."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (single,) = _torchrun(tmp_path / "one", None, 1, worker=CLASSIFIER_WORKER)
+    rank0, rank1 = _torchrun(tmp_path / "two", None, 2, worker=CLASSIFIER_WORKER)
+    assert rank0 == rank1 and len(rank0) == 3 + 2
+    np.testing.assert_allclose(rank0, single, rtol=0.15)
+    assert (tmp_path / "two" / "rank0" / "fine_tune.pt").exists()
+    assert not (tmp_path / "two" / "rank1").exists()  # only the main process writes
 
 
 @pytest.mark.slow

@@ -81,6 +81,7 @@ class TwoViewTask(PretextTask):
         self.view_kwargs = view_kwargs
 
     def views(self, batch, generator):
+        batch = augment.resize(batch, self.backbone.in_shape[1:])  # small images work enlarged
         views = [simclr_view(batch, generator, **self.view_kwargs) for _ in range(2)]
         return torch.cat(views), None  # (2B, C, H, W): view a of every image, then view b
 
@@ -179,5 +180,6 @@ class MultiCropTask(TwoViewTask):
 
     def views(self, batch, generator):
         global_views, _ = super().views(batch, generator)  # (2B, C, H, W)
+        batch = augment.resize(batch, self.backbone.in_shape[1:])
         local_views = [simclr_view(batch, generator, **self.local_view_kwargs) for _ in range(self.n_local_crops)]
         return torch.cat([global_views, *local_views]), None  # ((2 + V) B, C, H, W)

@@ -9,7 +9,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ..losses import normalized_mse
 from ._siamese import (
     VIEW_CONSTRAINTS,
@@ -107,6 +107,8 @@ class BYOLFeaturizer(BaseFeaturizer):
         "momentum": [Interval(Real, 0, 1, closed="both")],
         **VIEW_CONSTRAINTS,
     }
+
+    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
 
     def __init__(
         self,

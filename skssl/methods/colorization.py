@@ -102,6 +102,9 @@ class ColorSpaceBackbone(Backbone):
     def stage_names(self):
         return [name for name, _ in self.stages[0].named_children()]
 
+    def stage_modules(self, name):
+        return [branch.get_submodule(name) for branch in self.stages]
+
     def groups(self, x):
         """Every sub-network's standardised input for images ``x`` in [0, 1]."""
         if self.split != "halves":

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .. import _distributed
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ..losses import dino_loss
 from ._siamese import (
     MULTI_CROP_CONSTRAINTS,
@@ -216,6 +216,8 @@ class DINOFeaturizer(BaseFeaturizer):
         **MULTI_CROP_CONSTRAINTS,
         **VIEW_CONSTRAINTS,
     }
+
+    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 
 from .._distributed import gather
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ..losses import info_nce
 from ._siamese import (
     VIEW_CONSTRAINTS,
@@ -146,6 +146,8 @@ class MoCoFeaturizer(BaseFeaturizer):
         "queue_size": [Interval(Integral, 1, None, closed="left")],
         **VIEW_CONSTRAINTS,
     }
+
+    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
 
     def __init__(
         self,

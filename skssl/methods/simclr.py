@@ -9,7 +9,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from .._distributed import gather_with_grad
 from ..losses import nt_xent
 from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
@@ -86,6 +86,8 @@ class SimCLRFeaturizer(BaseFeaturizer):
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
         **VIEW_CONSTRAINTS,
     }
+
+    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
 
     def __init__(
         self,

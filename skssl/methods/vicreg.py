@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
-from ..base import BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ..losses import vicreg_loss
 from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
 from .simclr import projection_head
@@ -88,6 +88,8 @@ class VICRegFeaturizer(BaseFeaturizer):
         "cov_coeff": [Interval(Real, 0, None, closed="left")],
         **VIEW_CONSTRAINTS,
     }
+
+    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
 
     def __init__(
         self,
