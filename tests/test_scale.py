@@ -86,8 +86,7 @@ WORKER = textwrap.dedent(
     import json, os, sys
     import torch
     torch.set_num_threads(1)
-    from sklearn.base import clone
-from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits
     from skssl import {cls}
     X = load_digits().data[:512]
     rank = int(os.environ["RANK"])
