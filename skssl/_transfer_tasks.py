@@ -147,14 +147,19 @@ class SelfTrainingTask(PretextTask):
 
     def forward(self, batch, generator, targets):
         labeled = targets >= 0
-        unlabeled = batch[~labeled]
-        with torch.no_grad():
-            weak, _ = self.network.views(unlabeled, generator)
-            confidence, guess = self.network.logits(weak).float().softmax(dim=1).max(dim=1)
-        strong = strong_augment(unlabeled, generator)
-        inputs, _ = self.network.views(batch[labeled], generator)
-        logits = self.network.logits(torch.cat([inputs, strong])).float()  # (B, K)
         n_labeled = int(labeled.sum())
+        unlabeled = batch[~labeled]
+        inputs = []  # the labeled images' views, then the unlabeled ones' strong views
+        if len(unlabeled):  # a batch may hold none (few unlabeled rows), or only them
+            with torch.no_grad():
+                weak, _ = self.network.views(unlabeled, generator)
+                confidence, guess = self.network.logits(weak).float().softmax(dim=1).max(dim=1)
+            strong = strong_augment(unlabeled, generator)
+        if n_labeled:
+            inputs.append(self.network.views(batch[labeled], generator)[0])
+        if len(unlabeled):
+            inputs.append(strong)
+        logits = self.network.logits(torch.cat(inputs)).float()  # (B, K)
         loss = F.cross_entropy(logits[:n_labeled], targets[labeled]) if n_labeled else logits.sum() * 0
         if len(unlabeled):
             per_image = F.cross_entropy(logits[n_labeled:], guess, reduction="none")

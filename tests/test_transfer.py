@@ -112,6 +112,18 @@ def test_without_unlabeled_rows_only_fine_tuning_runs(digits):
     assert classifier.n_labeled_ == 100
 
 
+@pytest.mark.parametrize("n_labeled", [2, 128], ids=["batches without labels", "batches without unlabeled"])
+def test_self_training_takes_batches_of_one_kind(digits, n_labeled):
+    """130 images in batches of 32: with 128 labeled most batches hold no unlabeled
+    image; with 2 labeled (one per class) most hold no labeled one."""
+    X, y_digits, _, _ = digits
+    y = np.full(130, -1)
+    y[:n_labeled] = y_digits[:n_labeled] % 2 if n_labeled > 2 else [0, 1]
+    classifier = FineTunedClassifier(DenoisingAEFeaturizer(**FEATURIZER), **FAST).fit(X[:130], y)
+    assert [h["stage"] for h in classifier.history_].count("semi_supervised") == 2
+    assert np.isfinite([h["loss"] for h in classifier.history_]).all()
+
+
 # --- labels ----------------------------------------------------------------------------------
 
 
@@ -192,7 +204,10 @@ def test_a_frozen_featurizer_is_never_refitted_nor_changed(digits, fitted_featur
     _assert_same_weights(_weights(fitted_featurizer.task_), before)
     np.testing.assert_array_equal(fitted_featurizer.transform(X_test), features)
     assert not any(p.requires_grad for p in fitted_featurizer.task_.parameters())
-    assert {name: value for name, value in vars(fitted_featurizer).items() if name != "task_"}.keys() == attributes.keys()
+    after = {name: value for name, value in vars(fitted_featurizer).items() if name != "task_"}
+    assert after.keys() == attributes.keys()
+    for name, value in attributes.items():
+        assert repr(after[name]) == repr(value), name  # history_, value_range_, ... as they were
     # and the classifier's network did train: it differs from the featurizer's
     assert not np.allclose(classifier.transform(X_test), features)
 
