@@ -23,7 +23,8 @@ WORKER = textwrap.dedent(
     torch.set_num_threads(1)
     from sklearn.datasets import load_digits
     import skssl
-    cls, n_images, batch_size, epochs, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    cls, out = sys.argv[1], sys.argv[5]
+    n_images, batch_size, epochs = (int(value) for value in sys.argv[2:5])
     X = load_digits().data[:n_images]
     start = time.perf_counter()
     featurizer = getattr(skssl, cls)(max_epochs=epochs, batch_size=batch_size, device="cpu", random_state=0).fit(X)
@@ -40,9 +41,22 @@ def run(folder, cls, nproc, args):
     script.write_text(WORKER)
     out = Path(folder) / f"{cls}-{nproc}.json"
     finished = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-         str(script), cls, str(args.n_images), str(args.batch_size), str(args.epochs), str(out)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(script),
+            cls,
+            str(args.n_images),
+            str(args.batch_size),
+            str(args.epochs),
+            str(out),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
     )
     if finished.returncode:
         sys.exit(f"torchrun failed for {cls} on {nproc} processes:\n{finished.stderr[-4000:]}")

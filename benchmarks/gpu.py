@@ -168,9 +168,11 @@ def main(argv=None):
         if name not in CONFIGS and name not in SETTINGS:
             parser.error(f"unknown config or setting {name!r}")
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {hardware}, torch "
-          f"{torch.__version__}, {args.steps} timed steps of {args.batch_size} source images after "
-          f"{args.warmup} warm-up steps\n")
+    print(
+        f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {hardware}, torch "
+        f"{torch.__version__}, {args.steps} timed steps of {args.batch_size} source images after "
+        f"{args.warmup} warm-up steps\n"
+    )
     print("| config | setting | fit img/s | model img/s | ratio | first s | peak MB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for config in configs:
@@ -181,11 +183,22 @@ def main(argv=None):
             try:
                 task, images, value_range, targets = build(what, backbone, X, device, args.batch_size)
                 fit, model, first, peak = time_steps(
-                    task, images, value_range, targets, device=device, batch_size=args.batch_size,
-                    steps=args.steps, warmup=args.warmup, precision=precision, compiled=bool(compiled),
+                    task,
+                    images,
+                    value_range,
+                    targets,
+                    device=device,
+                    batch_size=args.batch_size,
+                    steps=args.steps,
+                    warmup=args.warmup,
+                    precision=precision,
+                    compiled=bool(compiled),
                 )
-                print(f"| {config} | {setting} | {fit:,.0f} | {model:,.0f} | {fit / model:.2f} | "
-                      f"{first:.1f} | {peak:,.0f} |", flush=True)
+                print(
+                    f"| {config} | {setting} | {fit:,.0f} | {model:,.0f} | {fit / model:.2f} | "
+                    f"{first:.1f} | {peak:,.0f} |",
+                    flush=True,
+                )
             except Exception as exc:  # a setting this machine cannot run: say why, go on
                 print(f"| {config} | {setting} | failed: {str(exc).splitlines()[0][:80]} | | | | |", flush=True)
 

@@ -15,7 +15,6 @@ memory (``ru_maxrss``) is read in a fresh process before and after each step:
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,8 @@ X = np.memmap(path, dtype=np.uint8, mode="r", shape=(rows, 784))
 DenoisingAEFeaturizer(max_epochs=1, batch_size=256, device="cpu").fit(np.zeros((512, 784), np.uint8))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-DenoisingAEFeaturizer(max_epochs=1, batch_size=256, random_state=0, device="cpu").fit(X if streamed else np.asarray(X).copy())
+X = X if streamed else np.asarray(X).copy()
+DenoisingAEFeaturizer(max_epochs=1, batch_size=256, random_state=0, device="cpu").fit(X)
 seconds = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"before_mb": before / 1024, "after_mb": after / 1024, "seconds": seconds}))
@@ -69,10 +69,13 @@ def main():
             data[start:stop] = rng.integers(0, 256, size=(stop - start, 784), dtype=np.uint8)
         data.flush()
         del data
+
         def child(code, *extra):
             output = subprocess.run(
                 [sys.executable, "-c", code, str(path), str(args.rows), *extra],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             return json.loads(output.strip().splitlines()[-1])
 
@@ -80,7 +83,10 @@ def main():
         fits = {how: child(FIT_CHILD, how) for how in ("memmap", "in-memory")}
     input_mb = args.rows * 784 / 2**20
     growth = result["after_mb"] - result["before_mb"]
-    print(f"| rows | input (uint8 memmap) | output float32 | peak RSS before | peak RSS after | growth | growth / output | transform rows/s |")
+    print(
+        "| rows | input (uint8 memmap) | output float32 | peak RSS before | peak RSS after | growth "
+        "| growth / output | transform rows/s |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(
         f"| {args.rows:,} | {input_mb:,.0f} MB | {result['output_mb']:,.0f} MB | {result['before_mb']:,.0f} MB | "

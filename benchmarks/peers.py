@@ -88,16 +88,38 @@ def lightly_simclr(X, epochs):
             return self.transform(image)
 
     transform = SimCLRTransform(
-        input_size=28, min_scale=0.3, cj_prob=0.8, cj_strength=0.5, random_gray_scale=0.2,
-        gaussian_blur=0.0, vf_prob=0.0, hf_prob=0.0, rr_prob=0.0, normalize=None,
+        input_size=28,
+        min_scale=0.3,
+        cj_prob=0.8,
+        cj_strength=0.5,
+        random_gray_scale=0.2,
+        gaussian_blur=0.0,
+        vf_prob=0.0,
+        hf_prob=0.0,
+        rr_prob=0.0,
+        normalize=None,
     )  # skssl SimCLRFeaturizer defaults
     loader = torch.utils.data.DataLoader(
-        MNISTViews(X[:10000], transform), batch_size=256, shuffle=True, drop_last=True, num_workers=2, persistent_workers=True
+        MNISTViews(X[:10000], transform),
+        batch_size=256,
+        shuffle=True,
+        drop_last=True,
+        num_workers=2,
+        persistent_workers=True,
     )
     backbone = nn.Sequential(
-        nn.Conv2d(3, 64, 3, 2, 1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 32, 3, 1, 1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(),
+        nn.Conv2d(3, 64, 3, 2, 1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 32, 3, 1, 1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 16, 3, 2, 1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Flatten(),
     )
     head = SimCLRProjectionHead(64, 512, 128)
     criterion = NTXentLoss(temperature=0.5)
@@ -107,7 +129,7 @@ def lightly_simclr(X, epochs):
     for _ in range(epochs):
         start = time.perf_counter()
         n_images = 0
-        for (view_a, view_b) in loader:
+        for view_a, view_b in loader:
             z = head(backbone(torch.cat([view_a, view_b])))
             loss = criterion(*z.chunk(2))
             optimizer.zero_grad()

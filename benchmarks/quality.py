@@ -34,7 +34,8 @@ def featurizer_classes():
     """Every public featurizer of skssl, baselines excluded."""
     classes = [getattr(skssl, name) for name in skssl.__all__]
     return [
-        cls for cls in classes
+        cls
+        for cls in classes
         if isinstance(cls, type) and issubclass(cls, BaseFeaturizer) and cls not in (BaseFeaturizer, RandomFeaturizer)
     ]
 
@@ -66,7 +67,8 @@ def main():
     print(
         f"# {name}: {len(X_unlabeled)} unlabeled pretext images, {len(X_train)} labels, "
         f"{len(X_test)} test images; defaults"
-        f"{'' if args.max_epochs is None else f' but max_epochs={args.max_epochs}'}, random_state={seed}; torch {torch.__version__}, "
+        f"{'' if args.max_epochs is None else f' but max_epochs={args.max_epochs}'}, random_state={seed}; "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.machine()}, "
         f"{'CUDA' if torch.cuda.is_available() else 'CPU'}\n"
     )
@@ -96,11 +98,20 @@ def main():
             knn_probe(featurizer, X_train, y_train, X_test, y_test),
         )
     random = RandomFeaturizer(random_state=seed).fit(X_unlabeled)
-    row("random-init small_cnn (baseline)", None, linear_probe(random, X_train, y_train, X_test, y_test),
-        knn_probe(random, X_train, y_train, X_test, y_test))
+    row(
+        "random-init small_cnn (baseline)",
+        None,
+        linear_probe(random, X_train, y_train, X_test, y_test),
+        knn_probe(random, X_train, y_train, X_test, y_test),
+    )
     start = time.perf_counter()
     supervised = SupervisedClassifier(random_state=seed).fit(X_train, y_train)
-    row("supervised small_cnn on the labels (baseline)", time.perf_counter() - start, supervised.score(X_test, y_test), None)
+    row(
+        "supervised small_cnn on the labels (baseline)",
+        time.perf_counter() - start,
+        supervised.score(X_test, y_test),
+        None,
+    )
     row("raw pixels (baseline)", None, pixel_probe(X_train, y_train, X_test, y_test), None)
 
 

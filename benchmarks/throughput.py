@@ -62,8 +62,8 @@ import skssl
 from skssl._data import check_images, to_tensor
 from skssl._training import autocast, take, to_unit
 from skssl.backbones import pool
-from skssl.datasets import load_sample_patches
 from skssl.base import BaseFeaturizer
+from skssl.datasets import load_sample_patches
 
 
 def load_images(mnist, n_images):
@@ -171,7 +171,7 @@ def _trainable_flags(fitted):
     """Which parameters the optimizer moves: ``fit`` freezes all of them at the end, so
     read them off a fresh task (momentum targets stay frozen)."""
     try:
-        return {name: p.requires_grad for name, p in fitted._empty_task().named_parameters()}
+        return {name: p.requires_grad for name, p in fitted.untrained_task().named_parameters()}
     except Exception:  # a method without a rebuildable task: train everything
         return {}
 
@@ -188,11 +188,12 @@ def step_rates(fitted, X, steps, device):
     batch_size = min(fitted.batch_size, len(X))
     generator = torch.Generator(device).manual_seed(0)
     images = to_tensor(check_images(fitted, X, reset=False), device)  # as in fit: raw, on the device
-    epoch_targets = task.start_epoch(images, fitted.value_range_, generator)  # pseudo-labels, or None
+    # the loop's per-image targets: pseudo-labels, colour targets, or None
+    loop_targets = task.start_training(images, fitted.value_range_, generator)
+    epoch_targets = task.start_epoch(images, fitted.value_range_, generator)
+    loop_targets = epoch_targets if epoch_targets is not None else loop_targets
     batch = to_unit(images[:batch_size], fitted.value_range_)
-    inputs, targets = task.views(batch, generator)
-    if epoch_targets is not None:
-        targets = epoch_targets[:batch_size]
+    inputs, targets = task.views(batch, generator, None if loop_targets is None else loop_targets[:batch_size])
     flags = _trainable_flags(fitted)
     for name, parameter in task.named_parameters():
         parameter.requires_grad_(flags.get(name, True))
@@ -201,14 +202,16 @@ def step_rates(fitted, X, steps, device):
     mixed = autocast(device, fitted.precision)
 
     epochs = -(-(steps + 2) * batch_size // len(images))
-    order = torch.cat([torch.randperm(len(images), generator=generator, device=generator.device) for _ in range(epochs)])
+    order = torch.cat(
+        [torch.randperm(len(images), generator=generator, device=generator.device) for _ in range(epochs)]
+    )
 
     def pretext_loss(step):  # the loop's step
         indices = order[step * batch_size : (step + 1) * batch_size]
         batch = to_unit(take(images, indices, device), fitted.value_range_)
-        if epoch_targets is None:
+        if loop_targets is None:
             return task(batch, generator)
-        return task(batch, generator, take(epoch_targets, indices, device))
+        return task(batch, generator, take(loop_targets, indices, device))
 
     def model_loss(step):
         return task.loss(inputs, targets)
@@ -255,7 +258,10 @@ def transform_rates(fitted, X, device, chunk=2048):
     bare(images[:512])
     seconds = {"transform": 0.0, "bare": 0.0}
     for i in range(0, len(X), chunk):
-        for name, run in (("transform", lambda: fitted.transform(X[i : i + chunk])), ("bare", lambda: bare(images[i : i + chunk]))):
+        for name, run in (
+            ("transform", lambda i=i: fitted.transform(X[i : i + chunk])),
+            ("bare", lambda i=i: bare(images[i : i + chunk])),
+        ):
             _sync(device)
             start = time.perf_counter()
             run()
@@ -293,11 +299,26 @@ def benchmark(cls, X, args, device):
 def benchmark_in_child(cls, args):
     """:func:`benchmark` in a fresh process, so that every method's peak memory is its
     own and a crash ends only its row."""
-    command = [
-        sys.executable, __file__, "--one", f"{cls.__module__}.{cls.__qualname__}",
-        "--mnist", args.mnist, "--n-images", str(args.n_images), "--epochs", str(args.epochs),
-        "--repeats", str(args.repeats), "--device", args.device,
-    ] + (["--steps", str(args.steps)] if args.steps else []) + (["--verbose"] if args.verbose else [])
+    command = (
+        [
+            sys.executable,
+            __file__,
+            "--one",
+            f"{cls.__module__}.{cls.__qualname__}",
+            "--mnist",
+            args.mnist,
+            "--n-images",
+            str(args.n_images),
+            "--epochs",
+            str(args.epochs),
+            "--repeats",
+            str(args.repeats),
+            "--device",
+            args.device,
+        ]
+        + (["--steps", str(args.steps)] if args.steps else [])
+        + (["--verbose"] if args.verbose else [])
+    )
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     lines = completed.stdout.strip().splitlines()
     if not lines:
@@ -339,7 +360,8 @@ def print_table(classes, args, device):
             print(f"| {cls.__name__} | - | {device} | failed: {r['error'][:120]} | | | | | | | |", flush=True)
             continue
         print(
-            f"| {cls.__name__} | {r['backbone']} | {device} | {r['fit']:,.0f} | {r['pretext']:,.0f} | {r['model']:,.0f} "
+            f"| {cls.__name__} | {r['backbone']} | {device} | {r['fit']:,.0f} | {r['pretext']:,.0f} "
+            f"| {r['model']:,.0f} "
             f"| {r['ratio']:.2f} | {r['transform']:,.0f} | {r['bare']:,.0f} "
             f"| {r['transform_ratio']:.2f} | {r['peak_mb']:,.0f} |",
             flush=True,
@@ -351,7 +373,8 @@ def peer_rate(python, peer, mnist, epochs):
     script = Path(__file__).with_name("peers.py")
     completed = subprocess.run(
         [python, str(script), peer, "--mnist", mnist, "--epochs", str(epochs)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"peers.py {peer} failed:\n{completed.stderr[-2000:]}")

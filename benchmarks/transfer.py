@@ -20,7 +20,8 @@ fit through ``FrozenEstimator``): the frozen linear probe on the labels; the net
 fine-tuned on the labels (``semi_supervised=None``); fine-tuned then each semi-supervised
 stage; S4L; the same network from its random initial weights (the featurizer with
 ``max_epochs=0``) trained the same way on the labels alone and with the self-training
-stage; ``SupervisedClassifier(augment=True)`` with the same backbone and epochs; and, on raw pixels, logistic regression, scikit-learn's ``SelfTrainingClassifier``
+stage; ``SupervisedClassifier(augment=True)`` with the same backbone and epochs; and, on raw pixels,
+logistic regression, scikit-learn's ``SelfTrainingClassifier``
 around it and ``LabelSpreading(kernel="knn")``. Seconds are the wall-clock of each fit
 (pretext apart), on whatever the machine was doing.
 """
@@ -46,8 +47,19 @@ from skssl import FineTunedClassifier, SupervisedClassifier
 from skssl.datasets import load_digits_images, load_mnist
 from skssl.evaluation import linear_probe
 
-ROWS = ("frozen", "fine_tuned", "self_training", "distill", "s4l", "supervised", "supervised_classifier",
-        "supervised_self_training", "pixels", "self_training_pixels", "label_spreading_pixels")
+ROWS = (
+    "frozen",
+    "fine_tuned",
+    "self_training",
+    "distill",
+    "s4l",
+    "supervised",
+    "supervised_classifier",
+    "supervised_self_training",
+    "pixels",
+    "self_training_pixels",
+    "label_spreading_pixels",
+)
 PRETEXT_ROWS = ("frozen", "fine_tuned", "self_training", "distill")
 
 
@@ -92,8 +104,11 @@ def run_method(cls, featurizer_params, classifier_params, rows, X, y, X_test, y_
         results["pretext"] = (float("nan"), time.perf_counter() - start)
     untrained = clone(featurizer).set_params(max_epochs=0).fit(X)
     tuned = {"random_state": seed, **classifier_params}
-    supervised_params = {name: value for name, value in tuned.items()
-                         if name in ("max_epochs", "batch_size", "learning_rate", "weight_decay", "random_state")}
+    supervised_params = {
+        name: value
+        for name, value in tuned.items()
+        if name in ("max_epochs", "batch_size", "learning_rate", "weight_decay", "random_state")
+    }
 
     def timed(row, fit_and_score):
         if row in rows:
@@ -109,12 +124,28 @@ def run_method(cls, featurizer_params, classifier_params, rows, X, y, X_test, y_
     timed("fine_tuned", lambda: classifier(featurizer, semi_supervised=None))
     timed("self_training", lambda: classifier(featurizer, semi_supervised="self_training"))
     timed("distill", lambda: classifier(featurizer, semi_supervised="distill"))
-    timed("s4l", lambda: FineTunedClassifier(clone(featurizer), **{**tuned, "semi_supervised": "s4l"})
-          .fit(X, y).score(X_test, y_test))
+    timed(
+        "s4l",
+        lambda: (
+            FineTunedClassifier(clone(featurizer), **{**tuned, "semi_supervised": "s4l"})
+            .fit(X, y)
+            .score(X_test, y_test)
+        ),
+    )
     timed("supervised", lambda: classifier(untrained, semi_supervised=None))
-    timed("supervised_classifier", lambda: SupervisedClassifier(
-        backbone=featurizer.backbone, backbone_kwargs=featurizer.backbone_kwargs, augment=True,
-        **{"max_epochs": 100, **supervised_params}).fit(X[labeled], y[labeled]).score(X_test, y_test))
+    timed(
+        "supervised_classifier",
+        lambda: (
+            SupervisedClassifier(
+                backbone=featurizer.backbone,
+                backbone_kwargs=featurizer.backbone_kwargs,
+                augment=True,
+                **{"max_epochs": 100, **supervised_params},
+            )
+            .fit(X[labeled], y[labeled])
+            .score(X_test, y_test)
+        ),
+    )
     timed("supervised_self_training", lambda: classifier(untrained, semi_supervised="self_training"))
     return results
 
@@ -127,7 +158,9 @@ def run_pixels(rows, X, y, X_test, y_test):
     fits = {
         "pixels": lambda: clone(probe).fit(flat[labeled], y[labeled]).score(flat_test, y_test),
         "self_training_pixels": lambda: SelfTrainingClassifier(clone(probe)).fit(flat, y).score(flat_test, y_test),
-        "label_spreading_pixels": lambda: LabelSpreading(kernel="knn").fit(flat / scale, y).score(flat_test / scale, y_test),
+        "label_spreading_pixels": lambda: (
+            LabelSpreading(kernel="knn").fit(flat / scale, y).score(flat_test / scale, y_test)
+        ),
     }
     results = {}
     for row, fit_and_score in fits.items():
@@ -146,7 +179,9 @@ def main():
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--split", choices=("validation", "test"), default="test")
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated of: " + ", ".join(ROWS))
-    parser.add_argument("--featurizer-params", default="{}", help="JSON, e.g. '{\"backbone_kwargs\": {\"widths\": [32, 64, 128]}}'")
+    parser.add_argument(
+        "--featurizer-params", default="{}", help='JSON, e.g. \'{"backbone_kwargs": {"widths": [32, 64, 128]}}\''
+    )
     parser.add_argument("--classifier-params", default="{}", help="JSON FineTunedClassifier parameters")
     args = parser.parse_args()
     if not (args.mnist or args.digits):
@@ -154,21 +189,27 @@ def main():
     rows = [row.strip() for row in args.rows.split(",")]
     seeds = [int(seed) for seed in args.seeds.split(",")]
     featurizer_params, classifier_params = json.loads(args.featurizer_params), json.loads(args.classifier_params)
-    print(f"# {'MNIST' if args.mnist else 'digits'}, {args.split} split, seeds {seeds}; featurizer "
-          f"{featurizer_params or 'defaults'}, classifier {classifier_params or 'defaults'}; torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
-          f"{'CUDA' if torch.cuda.is_available() else 'CPU'}\n", flush=True)
+    print(
+        f"# {'MNIST' if args.mnist else 'digits'}, {args.split} split, seeds {seeds}; featurizer "
+        f"{featurizer_params or 'defaults'}, classifier {classifier_params or 'defaults'}; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"{'CUDA' if torch.cuda.is_available() else 'CPU'}\n",
+        flush=True,
+    )
     table = {}  # (method, row) -> [(accuracy, seconds) per seed]
     for seed in seeds:
         X, y, X_test, y_test = mnist_split(args.mnist, args.split) if args.mnist else digits_split(seed, args.split)
-        print(f"seed {seed}: {int((y >= 0).sum())} labels, {len(X)} training images, {len(X_test)} held out", flush=True)
+        print(
+            f"seed {seed}: {int((y >= 0).sum())} labels, {len(X)} training images, {len(X_test)} held out", flush=True
+        )
         for name, result in run_pixels(rows, X, y, X_test, y_test).items():
             table.setdefault(("raw pixels", name), []).append(result)
         for method in args.methods.split(","):
             cls = featurizer_class(method.strip())
             print(f"  {cls.__name__}", flush=True)
-            for name, result in run_method(cls, featurizer_params, classifier_params, rows,
-                                           X, y, X_test, y_test, seed).items():
+            for name, result in run_method(
+                cls, featurizer_params, classifier_params, rows, X, y, X_test, y_test, seed
+            ).items():
                 table.setdefault((cls.__name__, name), []).append(result)
     print("\n| method | row | mean accuracy | per seed | mean s |")
     print("| --- | --- | ---: | --- | ---: |")

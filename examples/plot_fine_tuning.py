@@ -47,14 +47,30 @@ if args.max_epochs is not None:
 
 featurizer = SimCLRFeaturizer(random_state=0, **pretext).fit(X_train)  # every image, no labels
 table = label_efficiency(
-    featurizer, X_train, y_train, X_test, y_test, n_labels=n_labels, classifier_params=classifier,
-    baselines=("fine_tuned", "supervised_augmented", "supervised_semi_supervised", "pixels",
-               "self_training_pixels", "label_spreading_pixels"),
+    featurizer,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    n_labels=n_labels,
+    classifier_params=classifier,
+    baselines=(
+        "fine_tuned",
+        "supervised_augmented",
+        "supervised_semi_supervised",
+        "pixels",
+        "self_training_pixels",
+        "label_spreading_pixels",
+    ),
 )
-names = {"SimCLRFeaturizer": "frozen", "fine_tuned": "fine-tuned",
-         "supervised_augmented": "same network, labels only",
-         "supervised_semi_supervised": "same network + self-training",
-         "self_training_pixels": "self-training (pixels)", "label_spreading_pixels": "label spreading (pixels)"}
+names = {
+    "SimCLRFeaturizer": "frozen",
+    "fine_tuned": "fine-tuned",
+    "supervised_augmented": "same network, labels only",
+    "supervised_semi_supervised": "same network + self-training",
+    "self_training_pixels": "self-training (pixels)",
+    "label_spreading_pixels": "label spreading (pixels)",
+}
 table["method"] = table["method"].replace(names)
 print(table.pivot(index="n_labels", columns="method", values="accuracy").round(3).to_string())
 

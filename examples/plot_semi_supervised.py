@@ -52,7 +52,7 @@ X, y = load_mnist(args.data) if args.data else load_digits_images()
 X = X.reshape(len(X), -1)  # flat rows: the featurizer sees square images, the others pixels
 n_train = 10_000 if args.data else 1_000
 X_train, y_train = X[:n_train], y[:n_train]
-X_test, y_test = X[n_train:n_train + 2_000], y[n_train:n_train + 2_000]
+X_test, y_test = X[n_train : n_train + 2_000], y[n_train : n_train + 2_000]
 
 featurizer = SimCLRFeaturizer(random_state=0)
 if args.max_epochs is not None:
@@ -69,18 +69,14 @@ def estimators():
             LabeledOnly(LogisticRegression(max_iter=1000)),  # the labeled images only
         ),
         "labels only": make_pipeline(StandardScaler(), LabeledOnly(LogisticRegression(max_iter=1000))),
-        "self-training": make_pipeline(
-            StandardScaler(), SelfTrainingClassifier(LogisticRegression(max_iter=1000))
-        ),
+        "self-training": make_pipeline(StandardScaler(), SelfTrainingClassifier(LogisticRegression(max_iter=1000))),
     }
 
 
 rows = []
 for fraction in (0.01, 0.02, 0.05, 0.10):
     n_labels = round(fraction * n_train)
-    labeled, _ = train_test_split(
-        np.arange(n_train), train_size=n_labels, stratify=y_train, random_state=0
-    )
+    labeled, _ = train_test_split(np.arange(n_train), train_size=n_labels, stratify=y_train, random_state=0)
     y_partial = np.full_like(y_train, -1)  # -1: unlabeled
     y_partial[labeled] = y_train[labeled]
     for name, estimator in estimators().items():

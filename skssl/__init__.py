@@ -13,8 +13,9 @@ Examples
 (3,)
 """
 
-from . import datasets, evaluation, io, metrics, semi_supervised, transfer
+from . import datasets, evaluation, heads, io, metrics, registry, semi_supervised, task, transfer
 from ._persistence import load
+from ._version import __version__
 from .base import BaseFeaturizer
 from .baselines import RandomFeaturizer, SupervisedClassifier
 from .io import ImageFolderLoader
@@ -43,8 +44,6 @@ from .methods import (
 from .metrics import labeled_scorer
 from .semi_supervised import LabeledOnly
 from .transfer import FineTunedClassifier
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BarlowTwinsFeaturizer",
@@ -77,9 +76,12 @@ __all__ = [
     "__version__",
     "datasets",
     "evaluation",
+    "heads",
     "io",
     "load",
     "metrics",
+    "registry",
     "semi_supervised",
+    "task",
     "transfer",
 ]

@@ -47,3 +47,30 @@ def read(path, *, meta):
 
 def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+class CheckpointMixin:
+    """``checkpoint_dir`` for an estimator: one file per training stage, written every
+    ``checkpoint_every`` epochs and read back when ``warm_start`` is set."""
+
+    def _checkpoint_meta(self):
+        """What a checkpoint must have been written for to be resumed."""
+        return {"image_shape": list(self.image_shape_)}
+
+    def _checkpoint_writer(self, stage, max_epochs):
+        """The loop's ``on_epoch_end`` for ``stage``, or None without ``checkpoint_dir``."""
+        if self.checkpoint_dir is None:
+            return None
+        return lambda state: write(
+            Path(self.checkpoint_dir) / f"{stage}.pt",
+            state,
+            every=self.checkpoint_every,
+            max_epochs=max_epochs,
+            meta=self._checkpoint_meta(),
+        )
+
+    def _read_checkpoint(self, stage):
+        """The saved state of ``stage`` to resume, or None (no ``warm_start``, no file)."""
+        if not self.warm_start or self.checkpoint_dir is None:
+            return None
+        return read(Path(self.checkpoint_dir) / f"{stage}.pt", meta=self._checkpoint_meta())

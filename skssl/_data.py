@@ -114,8 +114,7 @@ def check_images(estimator, X, *, reset, image_shape=None):
             X = np.asarray(X)
         except ValueError as exc:
             raise ValueError(
-                "X is ragged (its rows have different lengths); pass a rectangular "
-                "array of images."
+                "X is ragged (its rows have different lengths); pass a rectangular array of images."
             ) from exc
     ndim = len(X.shape)
     # uint8 stays uint8 (4x less memory); any other dtype becomes float.

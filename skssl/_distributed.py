@@ -101,9 +101,7 @@ def wrap(task):
     if world()[1] == 1:
         return task
     device = task.backbone.mean.device
-    return torch.nn.parallel.DistributedDataParallel(
-        task, device_ids=[device.index] if device.type == "cuda" else None
-    )
+    return torch.nn.parallel.DistributedDataParallel(task, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def all_mean(value):

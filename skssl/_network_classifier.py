@@ -3,7 +3,7 @@ encoding with ``y == -1`` as unlabeled, one training stage through the shared lo
 checkpoints and the safe format. Used by :class:`~skssl.FineTunedClassifier` and
 :class:`~skssl.SupervisedClassifier`."""
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,21 +11,21 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import _checkpoint, _persistence
+from ._checkpoint import CheckpointMixin
 from ._data import check_images, to_tensor
-from ._training import autocast, to_unit, train
+from ._persistence import SavedModelMixin
+from ._training import autocast, train, unit_batches
 from ._transfer_tasks import ClassifierNetwork, accuracy_on
-from .base import TorchModelMixin
 from .semi_supervised import label_array, labeled_mask
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin):
+
+class NetworkClassifierMixin(SavedModelMixin, CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """Predictions of a trained :class:`ClassifierNetwork` (``task_``), streamed in
     batches; ``transform`` gives its features, as for
     :class:`~sklearn.discriminant_analysis.LinearDiscriminantAnalysis`."""
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "task_")
 
     def _input_image_shape(self):
         return self.image_shape
@@ -47,14 +47,11 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         images = check_images(self, X, reset=False, image_shape=self._input_image_shape())
         network = self.task_
         device = network.backbone.mean.device
-        parts = []
-        with torch.inference_mode(), autocast(device, getattr(self, "precision", "auto")):
-            for start in range(0, len(images), batch_size):
-                batch = to_unit(to_tensor(images[start:start + batch_size], device), self.value_range_)
-                parts.append(output(network, batch).double().cpu())
-        return torch.cat(parts).numpy()
+        with torch.inference_mode(), autocast(device, self.precision):
+            batches = unit_batches(images, device, self.value_range_, batch_size)
+            return torch.cat([output(network, batch).double().cpu() for batch in batches]).numpy()
 
-    def decision_function(self, X):
+    def decision_function(self, X: "ArrayLike") -> np.ndarray:
         """The network's scores (logits) for each class.
 
         Parameters
@@ -70,7 +67,7 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         logits = self._network_outputs(X, ClassifierNetwork.logits)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: "ArrayLike") -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
 
         Parameters
@@ -84,7 +81,7 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         """
         return self._network_outputs(X, lambda network, batch: network.logits(batch).double().softmax(dim=1))
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: "ArrayLike") -> np.ndarray:
         """Log of :meth:`predict_proba`, computed stably.
 
         Parameters
@@ -98,7 +95,7 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         """
         return self._network_outputs(X, lambda network, batch: network.logits(batch).double().log_softmax(dim=1))
 
-    def predict(self, X):
+    def predict(self, X: "ArrayLike") -> np.ndarray:
         """Most probable class of each image.
 
         Parameters
@@ -113,7 +110,7 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         scores = self._network_outputs(X, ClassifierNetwork.logits)
         return self.classes_[scores.argmax(axis=1)]
 
-    def transform(self, X):
+    def transform(self, X: "ArrayLike") -> np.ndarray:
         """The trained network's features: the pooled output of ``layer_``.
 
         Parameters
@@ -138,12 +135,14 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         y = column_or_1d(label_array(y), warn=True)
         if len(y) != n_rows:
             raise ValueError(f"X has {n_rows} images but y has {len(y)} labels; pass one label (or -1) per image.")
-        if y.dtype.kind == "f" and np.isnan(y).any() or y.dtype.kind == "O" and any(
-            value is None or (isinstance(value, float) and np.isnan(value)) for value in y
+        if (
+            y.dtype.kind == "f"
+            and np.isnan(y).any()
+            or y.dtype.kind == "O"
+            and any(value is None or (isinstance(value, float) and np.isnan(value)) for value in y)
         ):
             raise ValueError(
-                "y holds NaN or None labels; mark unlabeled images with -1 and give every "
-                "other image its class."
+                "y holds NaN or None labels; mark unlabeled images with -1 and give every other image its class."
             )
         labeled = labeled_mask(y) if self._unlabeled_marker else np.ones(len(y), dtype=bool)
         if not labeled.any():
@@ -162,59 +161,37 @@ class NetworkClassifierMixin(TorchModelMixin, ClassNamePrefixFeaturesOutMixin, T
         labels[labeled] = codes
         return labels
 
-    def _train_network(self, network, data, targets, rows, *, device, generator, stage,
-                       max_epochs, validation=None, batch_size=None, learning_rate=None):
+    def _train_network(self, network, data, targets, rows, *, device, generator, stage, validation=None, **settings):
         """Train ``network`` on the images ``rows`` with ``targets`` (codes or soft targets)
-        for one stage; ``validation`` is ``(rows, codes)`` of held-out labeled images."""
+        for one stage; ``validation`` is ``(rows, codes)`` of held-out labeled images;
+        ``settings`` override the loop settings of the parameters (``max_epochs``, ...)."""
         score = None
         if validation is not None and len(validation[0]):
             validation_rows, codes = validation
-            score = accuracy_on(_subset(data, validation_rows, device),
-                                 torch.as_tensor(codes[validation_rows], device=device), self.value_range_)
-        early_stopping = getattr(self, "early_stopping", False)
+            score = accuracy_on(
+                _subset(data, validation_rows, device),
+                torch.as_tensor(codes[validation_rows], device=device),
+                self.value_range_,
+            )
+        settings = self._loop_settings(n_iter_no_change=self._patience(), **settings)
+        settings["batch_size"] = min(settings["batch_size"], len(rows))
         return train(
             network,
             _subset(data, rows, device),
             targets=torch.as_tensor(targets[rows]).to(device),
             value_range=self.value_range_,
-            batch_size=min(batch_size or self.batch_size, len(rows)),
-            max_epochs=max_epochs,
-            learning_rate=learning_rate or self.learning_rate,
-            weight_decay=self.weight_decay,
             generator=generator,
-            verbose=self.verbose,
-            tol=getattr(self, "tol", 0.0),
-            n_iter_no_change=self.n_iter_no_change if early_stopping else None,
             resume=self._read_checkpoint(stage),
-            on_epoch_end=self._checkpoint_writer(stage, max_epochs),
+            on_epoch_end=self._checkpoint_writer(stage, settings["max_epochs"]),
             device=device,
-            precision=getattr(self, "precision", "auto"),
-            compile=getattr(self, "compile", False),
             validation=score,
             estimator_name="classifier",
+            **settings,
         )
 
-    def save(self, path):
-        """Save the fitted classifier to ``path`` without pickle; read it with :func:`skssl.load`.
-
-        The file holds the weights as tensors and the parameters and fitted
-        attributes as JSON; loading it runs no code. Backbones must be given by name.
-        """
-        check_is_fitted(self)
-        _persistence.save(self, path)
-
-    def _checkpoint_writer(self, stage, max_epochs):
-        if getattr(self, "checkpoint_dir", None) is None:
-            return None
-        return lambda state: _checkpoint.write(
-            Path(self.checkpoint_dir) / f"{stage}.pt", state, every=self.checkpoint_every,
-            max_epochs=max_epochs, meta=self._checkpoint_meta(),
-        )
-
-    def _read_checkpoint(self, stage):
-        if not getattr(self, "warm_start", False) or getattr(self, "checkpoint_dir", None) is None:
-            return None
-        return _checkpoint.read(Path(self.checkpoint_dir) / f"{stage}.pt", meta=self._checkpoint_meta())
+    def _patience(self):
+        """Epochs without improvement before a stage stops (None: never)."""
+        return self.n_iter_no_change
 
     def _checkpoint_meta(self):
         return {"image_shape": list(self.image_shape_), "classes": [str(c) for c in self.classes_]}

@@ -12,35 +12,93 @@ prefix (``"featurizer_.backbone..."``). A featurizer's own weights have no prefi
 as in the files of the first format.
 """
 
+import copy
 import json
+import os
 import pickle
+import warnings
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._version import __version__
 
 FORMAT_VERSION = 1
-_FITTED = {  # fitted attributes written as JSON, by kind of estimator
-    "featurizer": ("n_features_in_", "image_shape_", "value_range_", "layer_", "pool_", "history_", "n_iter_"),
-    "FineTunedClassifier": ("n_features_in_", "image_shape_", "value_range_", "layer_", "history_",
-                            "n_iter_", "n_labeled_"),
-    "SupervisedClassifier": ("n_features_in_", "image_shape_", "value_range_", "layer_", "pool_",
-                             "history_", "n_iter_"),
-}
 _TUPLES = ("image_shape_", "value_range_")
+
+
+class SavedModelMixin:
+    """What every skssl estimator with a trained ``task_`` shares: the safe file format
+    and pickling.
+
+    A class lists the fitted attributes its files keep (``_saved_attributes``) and
+    rebuilds its network's architecture from them (:meth:`untrained_task`); weights
+    are then loaded into it. Pickling stores ``task_`` on the CPU, so that a model
+    fitted on a GPU loads on a machine without one (and goes back to the GPU where
+    there is one).
+    """
+
+    #: Fitted attributes written to a file as JSON (besides ``classes_``,
+    #: ``feature_names_in_`` and ``featurizer_``, which every class may have).
+    _saved_attributes = ("n_features_in_", "image_shape_", "value_range_", "layer_", "history_", "n_iter_")
+
+    def untrained_task(self):
+        """The fitted network's architecture with fresh weights, built from the fitted
+        attributes; :func:`skssl.load` fills it with the saved weights."""
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save the fitted estimator to ``path`` without pickle; read it with :func:`skssl.load`.
+
+        The file holds the weights as tensors and the parameters and fitted
+        attributes as JSON; loading it runs no code. Backbones must be given by name.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+        """
+        check_is_fitted(self)
+        save(self, path)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "task_")
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        task = state.get("task_")
+        if task is not None and task.backbone.mean.device.type != "cpu":
+            state["task_"] = copy.deepcopy(task).cpu()
+            state["fitted_device_"] = str(task.backbone.mean.device)
+        return state
+
+    def __setstate__(self, state):
+        fitted_device = state.pop("fitted_device_", None)
+        super().__setstate__(state)
+        if fitted_device is not None:
+            if torch.cuda.is_available():
+                self.task_.to(fitted_device)
+            else:
+                warnings.warn(
+                    f"This {type(self).__name__} was fitted on {fitted_device}; CUDA is "
+                    f"not available here, so it runs on the CPU.",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
 
 def save(estimator, path):
     """Write a fitted skssl estimator to ``path`` in skssl's code-free format."""
-    from . import __version__
-
     weights = {}
     document = _describe(estimator, weights, prefix="")
     document["versions"] = {"format": FORMAT_VERSION, "skssl": __version__, "torch": torch.__version__}
     torch.save({"skssl": json.dumps(document), "weights": weights}, path)
 
 
-def load(path):
+def load(path: str | os.PathLike) -> BaseEstimator:
     """Read an estimator written by ``save``: a featurizer or a classifier.
 
     Parameters
@@ -65,8 +123,6 @@ def load(path):
     >>> load(path).transform(X).shape
     (64, 128)
     """
-    from . import __version__
-
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
         document = json.loads(content["skssl"])
@@ -87,23 +143,14 @@ def load(path):
 
 
 def _classes():
-    """The estimator classes a file may name."""
-    from .base import BaseFeaturizer
-    from .baselines import SupervisedClassifier
-    from .transfer import FineTunedClassifier
+    """The estimator classes a file may name: every class with the safe format."""
 
     def subclasses(cls):
         for subclass in cls.__subclasses__():
             yield subclass
             yield from subclasses(subclass)
 
-    return {cls.__name__: cls for cls in [*subclasses(BaseFeaturizer), FineTunedClassifier, SupervisedClassifier]}
-
-
-def _kind(estimator):
-    from .base import BaseFeaturizer
-
-    return "featurizer" if isinstance(estimator, BaseFeaturizer) else type(estimator).__name__
+    return {cls.__name__: cls for cls in subclasses(SavedModelMixin)}
 
 
 def _describe(estimator, weights, prefix):
@@ -125,7 +172,7 @@ def _describe(estimator, weights, prefix):
     }
     if not hasattr(estimator, "task_"):
         return document
-    fitted = {name: _encode(getattr(estimator, name)) for name in _FITTED[_kind(estimator)]}
+    fitted = {name: _encode(getattr(estimator, name)) for name in estimator._saved_attributes}
     if hasattr(estimator, "classes_"):
         fitted["classes_"] = {"values": estimator.classes_.tolist(), "dtype": estimator.classes_.dtype.str}
     if hasattr(estimator, "feature_names_in_"):
@@ -177,8 +224,9 @@ def _restore(document, weights, prefix, path):
     classes = _classes()
     if document.get("class") not in classes:
         raise ValueError(f"{path} holds an unknown estimator class {document.get('class')!r}.")
-    parameters = {name: _decode(value, weights, f"{prefix}{name}.", path)
-                  for name, value in document["parameters"].items()}
+    parameters = {
+        name: _decode(value, weights, f"{prefix}{name}.", path) for name, value in document["parameters"].items()
+    }
     estimator = classes[document["class"]](**parameters)
     fitted = document.get("fitted")
     if fitted is None:
@@ -193,14 +241,15 @@ def _restore(document, weights, prefix, path):
         else:
             decoded = _decode(value, weights, prefix, path)
             setattr(estimator, name, tuple(decoded) if name in _TUPLES else decoded)
-    task = estimator._empty_task()
-    own = {name[len(prefix):]: tensor for name, tensor in weights.items()
-           if name.startswith(prefix) and not name[len(prefix):].startswith(("featurizer_.", "featurizer.", "estimator."))}
+    task = estimator.untrained_task()
+    own = {
+        name[len(prefix) :]: tensor
+        for name, tensor in weights.items()
+        if name.startswith(prefix) and not name[len(prefix) :].startswith(("featurizer_.", "featurizer.", "estimator."))
+    }
     try:
         task.load_state_dict(own)
     except RuntimeError as exc:
         raise ValueError(f"{path}: the weights do not fit a {document['class']} ({exc}).") from exc
     estimator.task_ = task.requires_grad_(False).eval()
-    if _kind(estimator) == "featurizer":
-        estimator._n_features_out = task.backbone.pooled_size(estimator.pool_, estimator.layer_)
     return estimator

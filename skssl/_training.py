@@ -55,8 +55,15 @@ def take(images, indices, device):
 def chunks(images, device, size=4096):
     """``images`` as consecutive tensors of at most ``size`` rows on ``device``."""
     for start in range(0, len(images), size):
-        rows = images[start:start + size]
+        rows = images[start : start + size]
         yield rows if isinstance(rows, torch.Tensor) else to_tensor(rows, device)
+
+
+def unit_batches(images, device, value_range, size=512):
+    """``images`` as consecutive [0, 1] float32 batches of at most ``size`` on ``device``:
+    how fitted networks read images for predictions and features."""
+    for rows in chunks(images, device, size):
+        yield to_unit(rows, value_range)
 
 
 def _snapshot(module):
@@ -69,33 +76,131 @@ class History(list):
     interrupted = False
 
 
+def channel_stats(data, value_range, device, chunk=4096):
+    """Per-channel mean and std of the [0, 1]-scaled images, without a float copy of all."""
+    total = torch.zeros(data.shape[1], dtype=torch.float64, device=device)
+    squares = torch.zeros_like(total)
+    for rows in chunks(data, device, chunk):
+        unit = to_unit(rows, value_range).double()
+        total += unit.sum(dim=(0, 2, 3))
+        squares += (unit**2).sum(dim=(0, 2, 3))
+    count = data.shape[0] * data.shape[2] * data.shape[3]
+    mean = total / count
+    std = (squares / count - mean**2).clamp(min=0).sqrt()
+    return mean.cpu().tolist(), std.clamp(min=1e-3).cpu().tolist()
+
+
 def parameter_groups(task, learning_rate):
-    """AdamW's parameter groups: ``task.parameter_groups()`` when the task defines it
-    (a list of ``{"params", "lr_scale"}``), else one group of every trainable parameter."""
-    groups = task.parameter_groups() if hasattr(task, "parameter_groups") else None
+    """AdamW's parameter groups: ``task.parameter_groups()`` when it gives them (a list
+    of ``{"params", "lr_scale"}``), else one group of every trainable parameter."""
+    groups = task.parameter_groups()
     if groups is None:
         groups = [{"params": [p for p in task.parameters() if p.requires_grad]}]
-    return [
-        {"params": list(group["params"]), "lr": learning_rate * group.get("lr_scale", 1.0)}
-        for group in groups
-    ]
+    return [{"params": list(group["params"]), "lr": learning_rate * group.get("lr_scale", 1.0)} for group in groups]
 
 
-def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
-          weight_decay, generator, verbose=0, tol=1e-4, n_iter_no_change=None,
-          resume=None, on_epoch_end=None, targets=None, device=None, precision="auto",
-          compile=False, validation=None, estimator_name="featurizer"):
+class Run:
+    """The optimizer, the schedule and the bookkeeping of one training run: what a
+    checkpoint saves and what the epochs share.
+
+    The learning rate follows a cosine decay over the run's ``total_steps``; ``best``
+    holds the best validation score and its weights.
+    """
+
+    def __init__(self, task, learning_rate, weight_decay, total_steps, device, generator):
+        self.task = task
+        self.generator = generator
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(task, learning_rate),
+            lr=learning_rate,
+            weight_decay=weight_decay,
+            fused=device.type in ("cpu", "cuda"),  # one kernel for every parameter, not a loop
+        )
+        self.total_steps = max(1, total_steps)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
+        self.history = History()
+        self.best = {"score": -math.inf, "weights": None}
+        self.last_good = None
+
+    def resume(self, state):
+        """Continue from a state that :meth:`state` returned."""
+        self.task.load_state_dict(state["task"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        self.history.extend(state["history"])
+        if state.get("best_weights") is not None:
+            self.best = {"score": state["best_score"], "weights": state["best_weights"]}
+
+    def step(self, loss):
+        """One optimizer step on ``loss``; then the task's ``after_step`` hook."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        self.task.after_step(self.schedule.last_epoch / self.total_steps)
+
+    def state(self):
+        """The run's state after the last completed epoch, for a checkpoint."""
+        return {
+            "task": self.last_good,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "history": list(self.history),
+            "best_score": self.best["score"],
+            "best_weights": self.best["weights"],
+        }
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs without an improvement of ``tol`` in ``progress``
+    (minus the loss, or a validation score); never when ``patience`` is None."""
+
+    def __init__(self, patience, tol):
+        self.patience, self.tol = patience, tol
+        self.best, self.epochs_without_improvement = -math.inf, 0
+
+    def should_stop(self, progress):
+        if self.patience is None:
+            return False
+        if progress > self.best + self.tol:
+            self.best, self.epochs_without_improvement = progress, 0
+        else:
+            self.epochs_without_improvement += 1
+        return self.epochs_without_improvement >= self.patience
+
+
+def train(
+    task,
+    images,
+    *,
+    value_range,
+    batch_size,
+    max_epochs,
+    learning_rate,
+    weight_decay,
+    generator,
+    verbose=0,
+    tol=1e-4,
+    n_iter_no_change=None,
+    resume=None,
+    on_epoch_end=None,
+    targets=None,
+    device=None,
+    precision="auto",
+    compile=False,
+    validation=None,
+    estimator_name="featurizer",
+):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
     Parameters
     ----------
     task : PretextTask
-        ``task(batch, generator)`` returns the scalar loss of a [0, 1] batch;
-        ``task.start_epoch(images, value_range, generator)`` runs before every epoch
-        and may return per-image targets for it (pseudo-labels);
-        ``task.after_step(progress)`` runs after every optimizer step;
-        ``task.parameter_groups()``, where defined, gives the optimizer's groups
-        (see :func:`parameter_groups`).
+        ``task(batch, generator, targets)`` returns the scalar loss of a [0, 1]
+        batch; its hooks (``start_training``, ``start_epoch``, ``after_step``,
+        ``parameter_groups``) run as :mod:`skssl.task` describes.
     images : Tensor or ndarray of shape (n, C, H, W)
         The training set, already on the training device, or a NumPy array (memmap)
         streamed to ``device`` a batch at a time.
@@ -147,117 +252,43 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
     """
     n_images = images.shape[0]
     device = images.device if device is None else device
-    main = _distributed.is_main_process()
-    if batch_size > n_images:
-        warnings.warn(
-            f"batch_size={batch_size} is larger than the {n_images} training images; "
-            f"using batches of {n_images}. Pass a smaller batch_size to silence this.",
-            UserWarning,
-            stacklevel=3,
-        )
-        batch_size = n_images
+    batch_size = _checked_batch_size(batch_size, n_images)
     steps_per_epoch = n_images // batch_size
-    optimizer = torch.optim.AdamW(
-        parameter_groups(task, learning_rate),
-        lr=learning_rate,
-        weight_decay=weight_decay,
-        fused=device.type in ("cpu", "cuda"),  # one kernel for every parameter, not a loop
-    )
-    total_steps = max(1, steps_per_epoch * max_epochs)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    history = History()
-    best = {"score": -math.inf, "weights": None}  # the best validation score and its weights
+    run_targets = task.start_training(images, value_range, generator)
+    run = Run(task, learning_rate, weight_decay, steps_per_epoch * max_epochs, device, generator)
     if resume is not None:
-        task.load_state_dict(resume["task"])
-        optimizer.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["schedule"])
-        generator.set_state(resume["generator"])
-        history.extend(resume["history"])
-        if resume.get("best_weights") is not None:
-            best = {"score": resume["best_score"], "weights": resume["best_weights"]}
+        run.resume(resume)
     model = _distributed.wrap(task)  # DistributedDataParallel under torchrun
     if compile:
         model = torch.compile(model)  # a wrapper: the fitted task pickles as usual
     mixed = autocast(device, precision)
-    last_good = _snapshot(task)
-    best_progress, epochs_without_improvement = -math.inf, 0
+    epoch_settings = dict(value_range=value_range, batch_size=batch_size, device=device, mixed=mixed)
+    stopping = EarlyStopping(n_iter_no_change, tol)
+    main = _distributed.is_main_process()
+    run.last_good = _snapshot(task)
     task.train()
     try:
-        for epoch in range(len(history) + 1, max_epochs + 1):
+        for epoch in range(len(run.history) + 1, max_epochs + 1):
             start = time.perf_counter()
             epoch_targets = task.start_epoch(images, value_range, generator)
             if epoch_targets is None:
-                epoch_targets = targets
-            order = torch.randperm(n_images, generator=generator, device=generator.device)
-            total = torch.zeros((), device=device)
-            for step in range(steps_per_epoch):
-                # every process draws the same order and takes its share of the batch
-                indices = _distributed.shard(order[step * batch_size:(step + 1) * batch_size])
-                batch = to_unit(take(images, indices, device), value_range)
-                with mixed:
-                    if epoch_targets is None:
-                        loss = model(batch, generator)
-                    else:  # labels or pseudo-labels travel with the images
-                        loss = model(batch, generator, take(epoch_targets, indices, device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                task.after_step(schedule.last_epoch / total_steps)
-                total += loss.detach()
-            epoch_loss = float(_distributed.all_mean(total)) / steps_per_epoch  # one host sync per epoch
-            if not math.isfinite(epoch_loss):
-                raise ValueError(
-                    f"The training loss became {epoch_loss} in epoch {epoch}; training "
-                    f"diverged and the {estimator_name} is not fitted. Use a smaller "
-                    f"learning_rate (now {learning_rate:g})."
-                )
-            record = {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - start}
-            last_good = _snapshot(task)
-            if validation is not None:
-                record["validation_score"] = float(validation(task))
-                task.train()
-                if record["validation_score"] > best["score"]:
-                    best = {"score": record["validation_score"], "weights": last_good}
-            history.append(record)
+                epoch_targets = run_targets if run_targets is not None else targets
+            epoch_loss = _run_epoch(run, model, images, epoch_targets, **epoch_settings)
+            _check_finite(epoch_loss, epoch, estimator_name, learning_rate)
+            record = _end_epoch(run, epoch, epoch_loss, time.perf_counter() - start, validation)
             if verbose and main:
-                print(
-                    f"epoch {epoch:>3}/{max_epochs}  loss {epoch_loss:.4f}  "
-                    + (f"validation {record['validation_score']:.4f}  " if validation else "")
-                    + f"{record['seconds']:.1f}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _print_epoch(record, max_epochs)
             if on_epoch_end is not None and main:  # one process writes
-                on_epoch_end(
-                    {
-                        "task": last_good,
-                        "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(),
-                        "generator": generator.get_state(),
-                        "history": list(history),
-                        "best_score": best["score"],
-                        "best_weights": best["weights"],
-                    }
-                )
-            if n_iter_no_change is not None:
-                # the loss must fall; a validation score must rise
-                progress = -epoch_loss if validation is None else record["validation_score"]
-                if progress > best_progress + tol:
-                    best_progress, epochs_without_improvement = progress, 0
-                else:
-                    epochs_without_improvement += 1
-                if epochs_without_improvement >= n_iter_no_change:
-                    if verbose and main:
-                        watched = "loss" if validation is None else "validation score"
-                        print(
-                            f"{watched} did not improve by tol={tol} for {n_iter_no_change} "
-                            f"epochs; stopping",
-                            file=sys.stderr,
-                        )
-                    break
+                on_epoch_end(run.state())
+            if stopping.should_stop(-epoch_loss if validation is None else record["validation_score"]):
+                if verbose and main:
+                    watched = "loss" if validation is None else "validation score"
+                    print(
+                        f"{watched} did not improve by {tol=} for {n_iter_no_change} epochs; stopping", file=sys.stderr
+                    )
+                break
         else:
-            if n_iter_no_change is not None and history:
+            if n_iter_no_change is not None and run.history:
                 warnings.warn(
                     f"The training {'loss' if validation is None else 'validation score'} "
                     f"was still improving after max_epochs={max_epochs}; consider more epochs.",
@@ -265,15 +296,77 @@ def train(task, images, *, value_range, batch_size, max_epochs, learning_rate,
                     stacklevel=3,
                 )
     except KeyboardInterrupt:
-        task.load_state_dict(last_good)
-        history.interrupted = True
+        task.load_state_dict(run.last_good)
+        run.history.interrupted = True
         warnings.warn(
             f"Training interrupted; keeping the weights of the last completed epoch "
-            f"({len(history)} of {max_epochs}).",
+            f"({len(run.history)} of {max_epochs}).",
             UserWarning,
             stacklevel=3,
         )
-    if best["weights"] is not None and not history.interrupted:
-        task.load_state_dict(best["weights"])  # early stopping keeps the best epoch
+    if run.best["weights"] is not None and not run.history.interrupted:
+        task.load_state_dict(run.best["weights"])  # early stopping keeps the best epoch
     task.eval()
-    return history
+    return run.history
+
+
+def _checked_batch_size(batch_size, n_images):
+    if batch_size > n_images:
+        warnings.warn(
+            f"batch_size={batch_size} is larger than the {n_images} training images; "
+            f"using batches of {n_images}. Pass a smaller batch_size to silence this.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return n_images
+    return batch_size
+
+
+def _check_finite(epoch_loss, epoch, estimator_name, learning_rate):
+    if not math.isfinite(epoch_loss):
+        raise ValueError(
+            f"The training loss became {epoch_loss} in epoch {epoch}; training diverged and the "
+            f"{estimator_name} is not fitted. Use a smaller learning_rate (now {learning_rate:g})."
+        )
+
+
+def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, mixed):
+    """One pass over a random order of ``images``; returns the mean loss of its steps."""
+    generator = run.generator
+    steps_per_epoch = len(images) // batch_size
+    order = torch.randperm(len(images), generator=generator, device=generator.device)
+    total = torch.zeros((), device=device)
+    for step in range(steps_per_epoch):
+        # every process draws the same order and takes its share of the batch
+        indices = _distributed.shard(order[step * batch_size : (step + 1) * batch_size])
+        batch = to_unit(take(images, indices, device), value_range)
+        with mixed:
+            if targets is None:
+                loss = model(batch, generator)
+            else:  # labels or pseudo-labels travel with the images
+                loss = model(batch, generator, take(targets, indices, device))
+        run.step(loss)
+        total += loss.detach()
+    return float(_distributed.all_mean(total)) / steps_per_epoch  # one host sync per epoch
+
+
+def _end_epoch(run, epoch, epoch_loss, seconds, validation):
+    """Record a completed epoch: its weights (the last good ones), its validation score."""
+    record = {"epoch": epoch, "loss": epoch_loss, "seconds": seconds}
+    run.last_good = _snapshot(run.task)
+    if validation is not None:
+        record["validation_score"] = float(validation(run.task))
+        run.task.train()
+        if record["validation_score"] > run.best["score"]:
+            run.best = {"score": record["validation_score"], "weights": run.last_good}
+    run.history.append(record)
+    return record
+
+
+def _print_epoch(record, max_epochs):
+    score = f"validation {record['validation_score']:.4f}  " if "validation_score" in record else ""
+    print(
+        f"epoch {record['epoch']:>3}/{max_epochs}  loss {record['loss']:.4f}  {score}{record['seconds']:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -18,7 +18,7 @@ from torch import nn
 from ._training import chunks, to_unit
 from .augment import cutout, random_affine, random_shift_scale, resize
 from .backbones import pool
-from .base import PretextTask
+from .task import PretextTask
 
 
 class ClassifierNetwork(PretextTask):
@@ -51,8 +51,18 @@ class ClassifierNetwork(PretextTask):
         uses the stages after ``layer``.
     """
 
-    def __init__(self, backbone, layer, pool_how, n_classes, *, frozen_stages=0,
-                 backbone_lr_scale=1.0, augment=True, shared=False):
+    def __init__(
+        self,
+        backbone,
+        layer,
+        pool_how,
+        n_classes,
+        *,
+        frozen_stages=0,
+        backbone_lr_scale=1.0,
+        augment=True,
+        shared=False,
+    ):
         super().__init__()
         self.backbone = backbone
         self.layer = layer
@@ -62,7 +72,7 @@ class ClassifierNetwork(PretextTask):
         names = backbone.stage_names
         # frozen leading stages, and the stages after ``layer``, which never see a
         # gradient here (unless the backbone is shared with a task that trains them)
-        self.fixed_stages = names[:frozen_stages] + ([] if shared else names[names.index(layer) + 1:])
+        self.fixed_stages = names[:frozen_stages] + ([] if shared else names[names.index(layer) + 1 :])
         for module in self._fixed_modules():
             module.requires_grad_(False)
         self.head = nn.Linear(backbone.pooled_size(pool_how, layer), n_classes)
@@ -78,8 +88,7 @@ class ClassifierNetwork(PretextTask):
 
     def parameter_groups(self):
         backbone = [p for p in self.backbone.parameters() if p.requires_grad]
-        return [{"params": backbone, "lr_scale": self.backbone_lr_scale},
-                {"params": list(self.head.parameters())}]
+        return [{"params": backbone, "lr_scale": self.backbone_lr_scale}, {"params": list(self.head.parameters())}]
 
     def features(self, batch):
         """Pooled features ``(B, F)`` of [0, 1] images at their own size."""
@@ -89,20 +98,16 @@ class ClassifierNetwork(PretextTask):
     def logits(self, batch):
         return self.head(self.features(batch))  # (B, n_classes)
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         if self.augment:
             batch = random_shift_scale(batch, generator)
-        return batch, None  # the targets come from the loop
+        return batch, targets  # labels (or soft labels) from the loop
 
     def loss(self, inputs, targets):
         logits = self.logits(inputs)
         if targets.is_floating_point():  # soft targets: distillation
             return -(targets * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
         return F.cross_entropy(logits.float(), targets, ignore_index=-1)
-
-    def forward(self, batch, generator, targets):
-        inputs, _ = self.views(batch, generator)
-        return self.loss(inputs, targets)
 
 
 def strong_augment(batch, generator):
@@ -139,13 +144,13 @@ class SelfTrainingTask(PretextTask):
     def logits(self, batch):
         return self.network.logits(batch)
 
-    def views(self, batch, generator):
-        return self.network.views(batch, generator)
+    def views(self, batch, generator, targets=None):
+        return self.network.views(batch, generator, targets)
 
     def loss(self, inputs, targets):
         return self.network.loss(inputs, targets)
 
-    def forward(self, batch, generator, targets):
+    def forward(self, batch, generator, targets=None):
         labeled = targets >= 0
         n_labeled = int(labeled.sum())
         unlabeled = batch[~labeled]
@@ -183,7 +188,7 @@ class JointTask(PretextTask):
         self.backbone = pretext.backbone  # shared with the classifier
         self.weight = weight
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         return self.pretext.views(batch, generator)
 
     def loss(self, inputs, targets):
@@ -192,7 +197,7 @@ class JointTask(PretextTask):
     def parameter_groups(self):
         return None  # one group: the joint objective trains everything alike
 
-    def forward(self, batch, generator, targets):
+    def forward(self, batch, generator, targets=None):
         loss = self.pretext(batch, generator)
         labeled = targets >= 0
         if labeled.any():
@@ -202,14 +207,20 @@ class JointTask(PretextTask):
     def after_step(self, progress):
         self.pretext.after_step(progress)
 
+    def start_training(self, images, value_range, generator):
+        self._refuse_targets(self.pretext.start_training(images, value_range, generator))
+
     def start_epoch(self, images, value_range, generator):
-        if self.pretext.start_epoch(images, value_range, generator) is not None:
+        self._refuse_targets(self.pretext.start_epoch(images, value_range, generator))
+
+    def _refuse_targets(self, pretext_targets):
+        # the loop's per-image targets are the labels: a pretext task's own cannot travel too
+        if pretext_targets is not None:
             raise ValueError(
-                f"semi_supervised='s4l' needs a pretext task without per-epoch targets; "
+                f"semi_supervised='s4l' needs a pretext task without per-image targets; "
                 f"{type(self.pretext).__name__} makes its own. Use 'distill' or "
                 f"'self_training' with this featurizer."
             )
-        return None
 
 
 def accuracy_on(images, codes, value_range):
@@ -220,8 +231,8 @@ def accuracy_on(images, codes, value_range):
         correct = 0
         with torch.inference_mode():
             for start in range(0, len(images), 512):
-                batch = to_unit(images[start:start + 512], value_range)
-                correct += int((network.logits(batch).argmax(dim=1) == codes[start:start + 512]).sum())
+                batch = to_unit(images[start : start + 512], value_range)
+                correct += int((network.logits(batch).argmax(dim=1) == codes[start : start + 512]).sum())
         return correct / len(images)
 
     return validation

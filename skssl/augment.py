@@ -16,6 +16,8 @@ Examples
 torch.Size([4, 3, 16, 16])
 """
 
+from __future__ import annotations
+
 import functools
 import math
 
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 
-def resize(x, size):
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``x`` (B, C, H, W) resized (bilinear) to ``size`` ``(h, w)``; ``x`` itself when
     it already has that size.
 
@@ -88,7 +90,14 @@ def _separable_sample(x, row_weights, col_weights):
     return out.to(x.dtype)  # bmm gives bfloat16 under CUDA autocast
 
 
-def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip=0.0):
+def random_resized_crop(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: float = 0.0,
+) -> torch.Tensor:
     """Crop a random area fraction ``scale`` with aspect ``ratio``, resize back, maybe flip.
 
     The crop, the bilinear resize and the horizontal flip (probability ``flip``) are
@@ -111,7 +120,14 @@ def random_resized_crop(x, generator, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
     return _separable_sample(x, row_weights, col_weights)
 
 
-def random_affine(x, generator, *, shift=0.1, scale=(0.9, 1.1), rotation=15.0):
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    shift: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+    rotation: float = 15.0,
+) -> torch.Tensor:
     """Shift, zoom and turn each image a little: up to ``shift`` of its side, by a zoom
     in ``scale`` and by up to ``rotation`` degrees either way (zeros beyond the border)."""
     n = x.shape[0]
@@ -124,7 +140,9 @@ def random_affine(x, generator, *, shift=0.1, scale=(0.9, 1.1), rotation=15.0):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def cutout(x, generator, *, size=(0.25, 0.5), fill=0.5):
+def cutout(
+    x: torch.Tensor, generator: torch.Generator, *, size: tuple[float, float] = (0.25, 0.5), fill: float = 0.5
+) -> torch.Tensor:
     """Paint one square of each image, of side ``size`` (a fraction of the shorter
     side, drawn per image) at a random place, with ``fill`` (DeVries & Taylor, 2017)."""
     n, _, height, width = x.shape
@@ -139,7 +157,9 @@ def cutout(x, generator, *, size=(0.25, 0.5), fill=0.5):
     return torch.where(box, torch.full_like(x, fill), x)
 
 
-def random_shift_scale(x, generator, *, shift=0.1, scale=(0.9, 1.1)):
+def random_shift_scale(
+    x: torch.Tensor, generator: torch.Generator, *, shift: float = 0.1, scale: tuple[float, float] = (0.9, 1.1)
+) -> torch.Tensor:
     """Move each image by up to ``shift`` of its side and zoom it by a factor in ``scale``.
 
     The label-preserving augmentation of fine-tuning: small shifts and zooms keep a
@@ -166,7 +186,7 @@ def random_shift_scale(x, generator, *, shift=0.1, scale=(0.9, 1.1)):
     return _separable_sample(x, row_weights, col_weights)
 
 
-def random_symmetry(x, generator):
+def random_symmetry(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each image turned by a random one of the square's 8 symmetries (flips, quarter turns).
 
     Three fair coins per image: transpose (square images only), mirror left-right,
@@ -195,7 +215,16 @@ def _luminance(x):
     return (x * weights).sum(dim=1, keepdim=True)
 
 
-def color_jitter(x, generator, *, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8):
+def color_jitter(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.1,
+    p: float = 0.8,
+) -> torch.Tensor:
     """Per-image random brightness, contrast, saturation and hue, with probability ``p``.
 
     Factors are drawn from ``[1 - s, 1 + s]`` (hue: a rotation of the chroma plane by
@@ -224,7 +253,7 @@ def _rotate_hue(x, angle):
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq)
 
 
-def random_grayscale(x, generator, *, p=0.2):
+def random_grayscale(x: torch.Tensor, generator: torch.Generator, *, p: float = 0.2) -> torch.Tensor:
     """Replace each RGB image by its luminance with probability ``p``."""
     if x.shape[1] != 3:
         return x
@@ -232,7 +261,9 @@ def random_grayscale(x, generator, *, p=0.2):
     return torch.where(apply, _luminance(x).expand_as(x), x)
 
 
-def gaussian_blur(x, generator, *, sigma=(0.1, 2.0), p=0.5):
+def gaussian_blur(
+    x: torch.Tensor, generator: torch.Generator, *, sigma: tuple[float, float] = (0.1, 2.0), p: float = 0.5
+) -> torch.Tensor:
     """Blur each image with probability ``p`` by a Gaussian of random ``sigma`` (pixels).
 
     The kernel spans about a tenth of the image side, as in SimCLR; blurring is one
@@ -252,19 +283,19 @@ def gaussian_blur(x, generator, *, sigma=(0.1, 2.0), p=0.5):
     return torch.where(apply, flat.view_as(x), x)
 
 
-def gaussian_noise(x, generator, *, std=0.3):
+def gaussian_noise(x: torch.Tensor, generator: torch.Generator, *, std: float = 0.3) -> torch.Tensor:
     """Add N(0, std^2) noise to every pixel (values may leave [0, 1])."""
     return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def mask_pixels(x, generator, *, fraction=0.3):
+def mask_pixels(x: torch.Tensor, generator: torch.Generator, *, fraction: float = 0.3) -> torch.Tensor:
     """Set a random ``fraction`` of the pixels to 0 (all channels of a pixel together)."""
     n, _, height, width = x.shape
     keep = torch.rand((n, 1, height, width), generator=generator, device=x.device) >= fraction
     return x * keep
 
 
-def salt_pepper(x, generator, *, fraction=0.3):
+def salt_pepper(x: torch.Tensor, generator: torch.Generator, *, fraction: float = 0.3) -> torch.Tensor:
     """Set a random ``fraction`` of the pixels to 0 or 1, half each."""
     n, _, height, width = x.shape
     draw = torch.rand((n, 1, height, width), generator=generator, device=x.device)
@@ -286,7 +317,7 @@ def _boxes_to_mask(top, left, height, width, shape, device):
     return (in_rows[..., :, None] & in_cols[..., None, :]).any(dim=1, keepdim=True)  # (B, 1, H, W)
 
 
-def center_mask(x, *, area=0.25):
+def center_mask(x: torch.Tensor, *, area: float = 0.25) -> torch.Tensor:
     """Boolean mask ``(B, 1, H, W)``, True on the central rectangle covering ``area`` of the image.
 
     Each side of the rectangle is ``sqrt(area)`` of the image's side, rounded to whole
@@ -299,7 +330,9 @@ def center_mask(x, *, area=0.25):
     return _boxes_to_mask(top, left, block_height, block_width, x.shape, x.device)
 
 
-def random_block_mask(x, generator, *, area=0.25, n_blocks=4):
+def random_block_mask(
+    x: torch.Tensor, generator: torch.Generator, *, area: float = 0.25, n_blocks: int = 4
+) -> torch.Tensor:
     """Boolean mask ``(B, 1, H, W)``, True on ``n_blocks`` rectangles at random places per image.
 
     Each block covers ``area / n_blocks`` of the image (sides rounded to whole pixels, at

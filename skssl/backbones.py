@@ -100,9 +100,7 @@ def resnet18(in_shape):
         net.relu,
     )
     return nn.Sequential(
-        OrderedDict(
-            stem=stem, layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4
-        )
+        OrderedDict(stem=stem, layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4)
     )
 
 
@@ -358,14 +356,9 @@ def build_stages(backbone, in_shape, backbone_kwargs=None):
             return builders[backbone](tuple(in_shape), **kwargs)
         except TypeError as exc:
             raise TypeError(f"backbone_kwargs {kwargs} do not fit {backbone!r}: {exc}") from exc
-    if isinstance(backbone, nn.Module) or (
-        inspect.isclass(backbone) and issubclass(backbone, nn.Module)
-    ):
+    if isinstance(backbone, nn.Module) or (inspect.isclass(backbone) and issubclass(backbone, nn.Module)):
         return _user_stages(backbone, kwargs)
-    raise TypeError(
-        f"backbone must be one of {BACKBONES}, an nn.Module subclass or instance; "
-        f"got {backbone!r}."
-    )
+    raise TypeError(f"backbone must be one of {BACKBONES}, an nn.Module subclass or instance; got {backbone!r}.")
 
 
 def pool(feature_map, how):

@@ -6,17 +6,25 @@
   the usual upper reference when labels are plentiful.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from torch import nn
 
-from ._data import check_images, to_tensor
+from ._data import value_range
 from ._network_classifier import NetworkClassifierMixin
+from ._parameters import NetworkParameters, RuntimeParameters, TrainingParameters
+from ._setup import prepare_fit, seeded
+from ._training import channel_stats
 from ._transfer_tasks import ClassifierNetwork
 from .backbones import Backbone, build_stages
-from .base import BaseFeaturizer, _resolve_device
+from .base import BackboneFeatures
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 class FrozenTask(nn.Module):
@@ -27,7 +35,7 @@ class FrozenTask(nn.Module):
         self.backbone = backbone
 
 
-class RandomFeaturizer(BaseFeaturizer):
+class RandomFeaturizer(BackboneFeatures):
     """Features of a randomly initialised, frozen backbone.
 
     The control for every self-supervised featurizer: the same network, the same
@@ -50,6 +58,8 @@ default="small_cnn"
         ``"small_cnn"`` and ``"mlp"`` and averages otherwise.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to embed; ``"auto"`` picks CUDA when available.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of the embedding: ``"auto"`` is bfloat16 on CUDA, float32 on the CPU.
     image_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of flat rows, or the
         layout of 4-D input; ``None`` infers square grayscale images.
@@ -88,27 +98,8 @@ default="small_cnn"
     (100, 64)
     """
 
-    _parameter_constraints = {
-        name: BaseFeaturizer._parameter_constraints[name]
-        for name in ("backbone", "backbone_kwargs", "layer", "pool", "device", "image_shape",
-                     "random_state")
-    }
-
-    def __init__(
-        self,
-        *,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        device="auto",
-        image_shape=None,
-        random_state=None,
-    ):
-        self._store_parameters(locals())
-
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: "ArrayLike", y: None = None) -> "RandomFeaturizer":
         """Build the backbone for the images ``X``; nothing is trained.
 
         Parameters
@@ -124,21 +115,19 @@ default="small_cnn"
         self : object
             The fitted featurizer.
         """
-        images = check_images(self, X, reset=True, image_shape=self.image_shape)
-        device = _resolve_device(self.device)
-        # The first draw seeds the weights, as in every featurizer's fit.
-        model_seed, _ = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
-        task = self._initial_task(images, to_tensor(images, device), device, model_seed)
-        self.task_ = task.requires_grad_(False).eval()
+        setup = prepare_fit(self, X, reset=True, image_shape=self.image_shape)
+        model_seed, _ = setup.seeds  # the first seeds the weights, as in every featurizer's fit
+        self.task_ = self._initial_task(setup, model_seed).requires_grad_(False).eval()
         self.history_, self.n_iter_ = [], 0
-        self._n_features_out = self._embed(images[:1], self.layer_).shape[1]
         return self
 
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return FrozenTask(backbone)
 
 
-class SupervisedClassifier(NetworkClassifierMixin, ClassifierMixin, BaseEstimator):
+class SupervisedClassifier(
+    NetworkClassifierMixin, ClassifierMixin, BaseEstimator, NetworkParameters, RuntimeParameters, TrainingParameters
+):
     """The featurizers' backbone trained end to end on labels.
 
     A linear head on the pooled output of the last stage, trained with
@@ -178,6 +167,22 @@ default="small_cnn"
         Seeds weights, shuffling and augmentation; the global torch RNG is untouched.
     verbose : int, default=0
         Print the loss of every epoch when > 0.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of training and prediction; ``"auto"`` is bfloat16 on CUDA and
+        float32 on the CPU.
+    compile : bool, default=False
+        Compile the network with ``torch.compile`` for training.
+    warm_start : bool, default=False
+        Resume the run saved in ``checkpoint_dir`` if there is one.
+    tol : float, default=1e-4
+        Loss improvement that counts for early stopping.
+    n_iter_no_change : int, default=None
+        Stop when the epoch loss has not improved by ``tol`` for this many epochs;
+        None trains all ``max_epochs``.
+    checkpoint_dir : str or path, default=None
+        Where to keep ``fit.pt``, the state of the run, rewritten atomically.
+    checkpoint_every : int, default=1
+        Epochs between checkpoints (the last epoch is always saved).
 
     Attributes
     ----------
@@ -217,45 +222,14 @@ default="small_cnn"
     ((3,), (3, 10))
     """
 
-    _parameter_constraints = {
-        **{name: constraint for name, constraint in BaseFeaturizer._parameter_constraints.items()
-           if name in ("backbone", "backbone_kwargs", "pool", "max_epochs", "batch_size",
-                       "learning_rate", "weight_decay", "device", "image_shape", "random_state",
-                       "verbose")},
-        "augment": ["boolean"],
-    }
+    augment: bool = False
 
-    def __init__(
-        self,
-        *,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        augment=False,
-        device="auto",
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-    ):
-        self.backbone = backbone
-        self.backbone_kwargs = backbone_kwargs
-        self.pool = pool
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.augment = augment
-        self.device = device
-        self.image_shape = image_shape
-        self.random_state = random_state
-        self.verbose = verbose
+    _parameter_constraints = {"augment": ["boolean"]}
+    _saved_attributes = (*NetworkClassifierMixin._saved_attributes, "pool_")
+    _unlabeled_marker = False
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X: "ArrayLike", y: "ArrayLike") -> "SupervisedClassifier":
         """Train the backbone and head on labelled images.
 
         Parameters
@@ -270,38 +244,40 @@ default="small_cnn"
         self : object
             The fitted classifier.
         """
-        images = check_images(self, X, reset=True, image_shape=self.image_shape)
-        labels = self._encode_labels(y, len(images))
-        model_seed, data_seed = check_random_state(self.random_state).randint(0, 2**31 - 1, size=2)
-        # the random-init network every featurizer starts from, with the last stage's output
-        initial = RandomFeaturizer(
-            backbone=self.backbone, backbone_kwargs=self.backbone_kwargs, pool=self.pool,
-            device=self.device, image_shape=self.image_shape, random_state=int(model_seed),
-        ).fit(X)
-        self.value_range_, self.layer_, self.pool_ = initial.value_range_, initial.layer_, initial.pool_
-        backbone = initial.task_.backbone.requires_grad_(True)
-        device = backbone.mean.device
-        with torch.random.fork_rng(devices=[]):  # seed the head, leave the global RNG be
-            torch.manual_seed(int(model_seed))
-            network = ClassifierNetwork(backbone, self.layer_, self.pool_, len(self.classes_),
-                                        augment=self.augment)
-        network.to(device, memory_format=torch.channels_last)
-        generator = torch.Generator(device).manual_seed(int(data_seed))
+        setup = prepare_fit(self, X, reset=True, image_shape=self.image_shape)
+        labels = self._encode_labels(y, len(setup.images))
+        model_seed, data_seed = setup.seeds
+        self.value_range_ = value_range(setup.images)
+        mean, std = channel_stats(setup.data, self.value_range_, setup.device)
+        # the weights of RandomFeaturizer(random_state=model_seed): the same network, untrained
+        backbone_seed = check_random_state(model_seed).randint(0, 2**31 - 1, size=2)[0]
+        backbone = seeded(backbone_seed, lambda: self._new_backbone(mean, std))
+        self.layer_, self.pool_ = backbone.stage_names[-1], self._resolve_pool()
+        network = seeded(model_seed, lambda: self._new_network(backbone))
+        network.to(setup.device, memory_format=torch.channels_last)
+        generator = torch.Generator(setup.device).manual_seed(data_seed)
         history = self._train_network(
-            network, to_tensor(images, device), labels, np.flatnonzero(labels >= 0),
-            device=device, generator=generator, stage="fit", max_epochs=self.max_epochs,
+            network,
+            setup.data,
+            labels,
+            np.flatnonzero(labels >= 0),
+            device=setup.device,
+            generator=generator,
+            stage="fit",
         )
         self.task_ = network.requires_grad_(False).eval()
         self.history_ = list(history)
         self.n_iter_ = len(self.history_)
         return self
 
-    _unlabeled_marker = False
-
-    def _empty_task(self):
-        """The network's architecture, for weights loaded from a file."""
-        channels = self.image_shape_[0]
+    def _new_backbone(self, mean, std):
         stages = build_stages(self.backbone, self.image_shape_, self.backbone_kwargs)
-        backbone = Backbone(stages, self.image_shape_, [0.0] * channels, [1.0] * channels)
+        return Backbone(stages, self.image_shape_, mean, std)
+
+    def _new_network(self, backbone):
         return ClassifierNetwork(backbone, self.layer_, self.pool_, len(self.classes_), augment=self.augment)
 
+    def untrained_task(self):
+        """The network's architecture with fresh weights, for weights loaded from a file."""
+        channels = self.image_shape_[0]
+        return self._new_network(self._new_backbone([0.0] * channels, [1.0] * channels))

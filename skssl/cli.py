@@ -9,15 +9,17 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
-from . import BYOLFeaturizer, FineTunedClassifier, SimCLRFeaturizer, VICRegFeaturizer
+from . import FineTunedClassifier
 from .evaluation import linear_probe, pixel_probe
+from .registry import METHODS
 
-# The methods the demo can run, with pretext budgets for its pool of 898 small images:
-# about 2,000 optimizer steps each (the defaults' epochs give a few hundred steps there).
-METHODS = {
-    "simclr": (SimCLRFeaturizer, {"max_epochs": 300, "batch_size": 128}),
-    "vicreg": (VICRegFeaturizer, {"max_epochs": 300, "batch_size": 128}),
-    "byol": (BYOLFeaturizer, {"max_epochs": 300, "batch_size": 128}),
+# Pretext budgets for the demo's pool of 898 small images: about 2,000 optimizer steps
+# each (the defaults' epochs give a few hundred steps there). Any registered method
+# runs (skssl.registry); those not listed here run at their defaults.
+BUDGETS = {
+    "simclr": {"max_epochs": 300, "batch_size": 128},
+    "vicreg": {"max_epochs": 300, "batch_size": 128},
+    "byol": {"max_epochs": 300, "batch_size": 128},
 }
 # What it runs by default: the one whose fine-tuned network beat the labels-only network
 # at most seeds of the digits validation split (5 of 6; VICReg 2, BYOL 3; the average
@@ -37,14 +39,13 @@ COLUMNS = (  # key, header, width, format
 )
 
 
-def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random_state=0, out=None,
-         progress=None):
+def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random_state=0, out=None, progress=None):
     """Pretext-train each method on digits, then transfer it to a few labels.
 
     Half of sklearn's digits are the training pool, the other half the test set;
     ``label_fraction`` of all images (taken from the pool) keep their labels. Per
-    method: pretext training on the whole pool (:data:`METHODS` gives each method's
-    budget; ``max_epochs`` overrides it); a logistic-regression probe on the frozen
+    method (any of :data:`skssl.registry.METHODS`): pretext training on the whole pool
+    (:data:`BUDGETS` gives a method its budget; ``max_epochs`` overrides it); a logistic-regression probe on the frozen
     features of the labeled images; the network fine-tuned on the labels
     (:class:`~skssl.FineTunedClassifier`, ``semi_supervised=None``), and then
     self-trained on the unlabeled pool (its default); the same network from its random
@@ -56,9 +57,7 @@ def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random
     out = sys.stdout if out is None else out
     progress = sys.stderr if progress is None else progress
     X, y = load_digits_images()
-    X_pool, X_test, y_pool, y_test = train_test_split(
-        X, y, test_size=0.5, stratify=y, random_state=random_state
-    )
+    X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=random_state)
     n_labels = int(round(label_fraction * len(X)))
     labeled, _ = train_test_split(
         np.arange(len(X_pool)), train_size=n_labels, stratify=y_pool, random_state=random_state
@@ -80,8 +79,8 @@ def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random
     print("-" * len(header), file=out, flush=True)
     rows = []
     for name in methods:
-        cls, budget = METHODS[name]
-        featurizer = cls(**budget, random_state=random_state)
+        cls = METHODS[name].estimator
+        featurizer = cls(**BUDGETS.get(name, {}), random_state=random_state)
         if max_epochs is not None:
             featurizer.set_params(max_epochs=max_epochs)
         method = cls.__name__
@@ -92,12 +91,16 @@ def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random
         untrained = clone(featurizer).set_params(max_epochs=0).fit(X_pool)  # same initial weights
 
         def accuracy(base, semi_supervised):
-            classifier = FineTunedClassifier(FrozenEstimator(base), semi_supervised=semi_supervised,
-                                             **FINE_TUNING, random_state=random_state)
+            classifier = FineTunedClassifier(
+                FrozenEstimator(base), semi_supervised=semi_supervised, **FINE_TUNING, random_state=random_state
+            )
             return classifier.fit(X_pool, y_partial).score(X_test, y_test)
 
-        _say(progress, f"{method}: fine-tuning on {n_labels} labels, then self-training on "
-                       f"{len(X_pool)} images; the same network on the labels alone")
+        _say(
+            progress,
+            f"{method}: fine-tuning on {n_labels} labels, then self-training on "
+            f"{len(X_pool)} images; the same network on the labels alone",
+        )
         row = {
             "method": method,
             "pretext_seconds": pretext_seconds,
@@ -133,24 +136,26 @@ def _summary(rows):
             f"{tuned - row['probe_accuracy']:+.3f} over its frozen features."
         )
     if len(rows) > 1:
-        wins = sum(row["fine_tuned_accuracy"] > max(row["supervised_accuracy"], row["raw_pixel_accuracy"])
-                   for row in rows)
+        wins = sum(
+            row["fine_tuned_accuracy"] > max(row["supervised_accuracy"], row["raw_pixel_accuracy"]) for row in rows
+        )
         lines.append(f"Fine-tuning beats the labels-only network and raw pixels for {wins} of {len(rows)} methods.")
     lines.append(
         f"Self-training adds little with the pool's few unlabeled digits; with MNIST's 10,000 it adds\n"
-        f"about a point (benchmarks/RESULTS.md). Other methods: skssl demo --methods {','.join(METHODS)}"
+        f"about a point (benchmarks/RESULTS.md). Other methods: skssl demo --methods {','.join(BUDGETS)}"
     )
     return lines
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skssl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser(
         "demo", help="pretext-train each method on digits, then fine-tune it on 10%% of the labels"
     )
-    demo_parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                             help="comma-separated, of: " + ", ".join(METHODS))
+    demo_parser.add_argument(
+        "--methods", default=",".join(DEFAULT_METHODS), help="comma-separated, of: " + ", ".join(METHODS)
+    )
     demo_parser.add_argument("--max-epochs", type=int, default=None, help="override every method's pretext epochs")
     demo_parser.add_argument("--label-fraction", type=float, default=0.1)
     demo_parser.add_argument("--seed", type=int, default=0)

@@ -71,9 +71,7 @@ def rgb_to_lab(rgb):
     linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
     xyz = torch.einsum("ij,bjhw->bihw", _matrix(RGB_TO_XYZ, rgb), linear)  # (B, 3, H, W)
     xyz = xyz / _matrix(D65, rgb).view(1, 3, 1, 1)
-    f = torch.where(
-        xyz > _DELTA**3, xyz.clamp(min=_DELTA**3) ** (1 / 3), xyz / (3 * _DELTA**2) + 4 / 29
-    )
+    f = torch.where(xyz > _DELTA**3, xyz.clamp(min=_DELTA**3) ** (1 / 3), xyz / (3 * _DELTA**2) + 4 / 29)
     fx, fy, fz = f.unbind(dim=1)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
 
@@ -283,7 +281,7 @@ def rebalancing_weights(counts, *, lam=0.5, sigma=5.0):
     """
     centres = _gamut().to(counts.device).double()
     prior = counts.double() / counts.sum().clamp(min=1)
-    kernel = torch.exp(-torch.cdist(centres, centres) ** 2 / (2 * sigma**2))  # (Q, Q)
+    kernel = torch.exp(-(torch.cdist(centres, centres) ** 2) / (2 * sigma**2))  # (Q, Q)
     smoothed = kernel @ (prior / kernel.sum(dim=0))  # every bin's mass is spread, not created
     weights = 1.0 / ((1 - lam) * smoothed + lam / len(centres))
     return (weights / (smoothed * weights).sum()).float()

@@ -5,7 +5,10 @@ ships with scikit-learn, :func:`load_mnist` reads files you already have, and
 :func:`make_shapes` draws a labelled toy set for tests and examples.
 """
 
+from __future__ import annotations
+
 import gzip
+import os
 import re
 from pathlib import Path
 
@@ -27,7 +30,7 @@ _MNIST_HELP = (
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def load_digits_images(*, n_samples=None):
+def load_digits_images(*, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's embedded 8x8 digits as images.
 
     Parameters
@@ -55,7 +58,7 @@ def load_digits_images(*, n_samples=None):
     return X[:n_samples], y[:n_samples]
 
 
-def load_mnist(path, *, subset="train"):
+def load_mnist(path: str | os.PathLike[str], *, subset: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Read MNIST from an ``.npz`` file or the original idx files; never downloads.
 
     Parameters
@@ -99,9 +102,7 @@ def load_mnist(path, *, subset="train"):
     if path.is_file() and path.suffix == ".npz":
         with np.load(path) as data:
             if "X" not in data or "y" not in data:
-                raise ValueError(
-                    f"{path} holds arrays {sorted(data.files)}; expected 'X' and 'y'."
-                )
+                raise ValueError(f"{path} holds arrays {sorted(data.files)}; expected 'X' and 'y'.")
             X, y = data["X"], data["y"]
         if X.dtype != np.uint8:
             raise ValueError(f"{path}: 'X' should hold uint8 gray levels, got {X.dtype}.")
@@ -141,13 +142,11 @@ def _find(directory, name):
 def _checked(X, y, source):
     y = np.asarray(y).astype(np.int64)
     if X.ndim != 3 or y.ndim != 1 or len(X) != len(y):
-        raise ValueError(
-            f"{source}: expected images (n, H, W) and n labels, got shapes {X.shape} and {y.shape}."
-        )
+        raise ValueError(f"{source}: expected images (n, H, W) and n labels, got shapes {X.shape} and {y.shape}.")
     return X, y
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one idx file (the MNIST format), gzipped or not, into an array.
 
     The header is two zero bytes, a type code (``0x08`` for uint8), the number of
@@ -175,7 +174,13 @@ def read_idx(path):
     return values.reshape(shape).astype(dtype.newbyteorder("="))  # native, writeable copy
 
 
-def make_shapes(n_samples=200, *, image_size=16, noise=0.0, random_state=None):
+def make_shapes(
+    n_samples: int = 200,
+    *,
+    image_size: int = 16,
+    noise: float = 0.0,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """A labelled toy set of white shapes on black: squares, crosses, circles, triangles.
 
     Each image holds one filled shape of random size and position; the classes are
@@ -233,7 +238,9 @@ def make_shapes(n_samples=200, *, image_size=16, noise=0.0, random_state=None):
     return X, y
 
 
-def load_sample_patches(patch_size=16, n_patches=2000, *, random_state=None):
+def load_sample_patches(
+    patch_size: int = 16, n_patches: int = 2000, *, random_state: int | np.random.RandomState | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Colour patches of scikit-learn's two sample photographs, labelled by where they come from.
 
     The images of :func:`sklearn.datasets.load_sample_images` (``china.jpg``, a temple

@@ -22,17 +22,24 @@ References
    (DINO), ICCV 2021, arXiv:2104.14294.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from numbers import Integral
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import clone
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import check_images
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
 
 BASELINES = ("random", "supervised", "pixels")
 SEMI_SUPERVISED_BASELINES = (
@@ -44,7 +51,16 @@ SEMI_SUPERVISED_BASELINES = (
 )
 
 
-def linear_probe(featurizer, X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
+def linear_probe(
+    featurizer: BaseEstimator,
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
+    *,
+    C: float = 1.0,
+    max_iter: int = 1000,
+) -> float:
     """Test accuracy of a logistic regression on frozen features.
 
     The features of ``X_train`` are standardised and a multinomial logistic
@@ -84,7 +100,15 @@ def linear_probe(featurizer, X_train, y_train, X_test, y_test, *, C=1.0, max_ite
     return _linear_accuracy(train_features, y_train, test_features, y_test, C=C, max_iter=max_iter)
 
 
-def pixel_probe(X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
+def pixel_probe(
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
+    *,
+    C: float = 1.0,
+    max_iter: int = 1000,
+) -> float:
     """Test accuracy of the same logistic-regression probe on raw pixels.
 
     Parameters
@@ -114,7 +138,16 @@ def pixel_probe(X_train, y_train, X_test, y_test, *, C=1.0, max_iter=1000):
     return _linear_accuracy(_flat(X_train), y_train, _flat(X_test), y_test, C=C, max_iter=max_iter)
 
 
-def knn_probe(featurizer, X_train, y_train, X_test, y_test, *, k=200, temperature=0.1):
+def knn_probe(
+    featurizer: BaseEstimator,
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
+    *,
+    k: int = 200,
+    temperature: float = 0.1,
+) -> float:
     """Test accuracy of a weighted k-nearest-neighbour vote on frozen features.
 
     The protocol of [1]_ and [2]_: features are L2-normalised, the ``k`` training
@@ -159,8 +192,16 @@ def knn_probe(featurizer, X_train, y_train, X_test, y_test, *, k=200, temperatur
     return _knn_accuracy(train_features, y_train, test_features, y_test, k=k, temperature=temperature)
 
 
-def fine_tune_probe(featurizer, X_train, y_train, X_test, y_test, *, X_unlabeled=None,
-                    **classifier_params):
+def fine_tune_probe(
+    featurizer: BaseEstimator,
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
+    *,
+    X_unlabeled: ArrayLike | None = None,
+    **classifier_params: Any,
+) -> float:
     """Test accuracy of the featurizer's network fine-tuned on the labelled images.
 
     A :class:`~skssl.FineTunedClassifier` over the fitted featurizer (wrapped in
@@ -226,7 +267,15 @@ def _tidy_labels(y):
         return y
 
 
-def layerwise_probe(featurizer, X_train, y_train, X_test, y_test, *, probe="linear"):
+def layerwise_probe(
+    featurizer: BaseEstimator,
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
+    *,
+    probe: str = "linear",
+) -> pd.DataFrame | list[dict[str, Any]]:
     """Probe the features of every backbone stage, not only the featurizer's ``layer``.
 
     Which stage holds the most useful features depends on the pretext task:
@@ -265,31 +314,28 @@ def layerwise_probe(featurizer, X_train, y_train, X_test, y_test, *, probe="line
         raise ValueError(f"probe must be 'linear' or 'knn', got {probe!r}.")
     check_is_fitted(featurizer)
     accuracy_of = _linear_accuracy if probe == "linear" else _knn_accuracy
-    shape = featurizer.image_shape
-    train_images = check_images(featurizer, X_train, reset=False, image_shape=shape)
-    test_images = check_images(featurizer, X_test, reset=False, image_shape=shape)
     rows = []
     for name in featurizer.task_.backbone.stage_names:
-        train_features = featurizer._embed(train_images, layer=name)
-        test_features = featurizer._embed(test_images, layer=name)
+        train_features = featurizer.embed(X_train, layer=name)
+        test_features = featurizer.embed(X_test, layer=name)
         accuracy = accuracy_of(train_features, y_train, test_features, y_test)
         rows.append({"layer": name, "n_features": train_features.shape[1], "accuracy": accuracy})
     return _table(rows)
 
 
 def label_efficiency(
-    featurizer,
-    X_train,
-    y_train,
-    X_test,
-    y_test,
+    featurizer: BaseEstimator,
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
     *,
-    n_labels=(10, 20, 50, 100, 500, 1000, None),
-    baselines=BASELINES,
-    supervised_params=None,
-    classifier_params=None,
-    random_state=0,
-):
+    n_labels: Sequence[int | None] = (10, 20, 50, 100, 500, 1000, None),
+    baselines: Sequence[str] = BASELINES,
+    supervised_params: dict[str, Any] | None = None,
+    classifier_params: dict[str, Any] | None = None,
+    random_state: int | np.random.RandomState | None = 0,
+) -> pd.DataFrame | list[dict[str, Any]]:
     """Accuracy against the number of labels: the linear probe, fine-tuning, baselines.
 
     For each size ``n`` a subset of ``n`` labelled training images is drawn (one
@@ -371,9 +417,7 @@ def label_efficiency(
     check_is_fitted(featurizer)
     unknown = set(baselines) - set(BASELINES + SEMI_SUPERVISED_BASELINES)
     if unknown:
-        raise ValueError(
-            f"Unknown baselines {sorted(unknown)}; choose from {BASELINES + SEMI_SUPERVISED_BASELINES}."
-        )
+        raise ValueError(f"Unknown baselines {sorted(unknown)}; choose from {BASELINES + SEMI_SUPERVISED_BASELINES}.")
     sizes = _label_sizes(n_labels, len(y_train))
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     rng = check_random_state(random_state)
@@ -381,21 +425,26 @@ def label_efficiency(
     params = featurizer.get_params(deep=False)
     seed = params.get("random_state")
     seed = seed if isinstance(seed, Integral) else rng.randint(2**31 - 1)  # baselines' weights
-    shared = {key: params[key] for key in ("backbone", "backbone_kwargs", "device", "image_shape")
-              if key in params}
+    shared = {key: params[key] for key in ("backbone", "backbone_kwargs", "device", "image_shape") if key in params}
 
     name = type(featurizer).__name__
     features = {name: (featurizer.transform(X_train), featurizer.transform(X_test))}
     if "random" in baselines:
-        untrained = RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_,
-                                     random_state=seed).fit(X_train)
+        untrained = RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_, random_state=seed).fit(
+            X_train
+        )
         features["random"] = (untrained.transform(X_train), untrained.transform(X_test))
     if "pixels" in baselines:
         features["pixels"] = (_flat(X_train), _flat(X_test))
     supervised = SupervisedClassifier(**shared, pool=params.get("pool", "auto"), random_state=seed)
     supervised.set_params(**(supervised_params or {}))
     semi_supervised = _semi_supervised_rows(
-        featurizer, X_train, X_test, y_test, classifier_params, seed,
+        featurizer,
+        X_train,
+        X_test,
+        y_test,
+        classifier_params,
+        seed,
         [method for method in baselines if method in SEMI_SUPERVISED_BASELINES],
     )
 
@@ -414,9 +463,7 @@ def label_efficiency(
                 accuracy = semi_supervised[method](_tidy_labels(y_partial))
             else:
                 train_features, test_features = features[method]
-                accuracy = _linear_accuracy(
-                    train_features[labelled], y_train[labelled], test_features, y_test
-                )
+                accuracy = _linear_accuracy(train_features[labelled], y_train[labelled], test_features, y_test)
             rows.append({"n_labels": n, "method": method, "accuracy": float(accuracy)})
     return _table(rows)
 
@@ -444,9 +491,7 @@ def _semi_supervised_rows(featurizer, X_train, X_test, y_test, classifier_params
         taught = FineTunedClassifier(untrained, **params)
         rows["supervised_semi_supervised"] = lambda y: taught.fit(X_train, y).score(X_test, y_test)
     if "self_training_pixels" in methods:
-        self_training = SelfTrainingClassifier(
-            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        )
+        self_training = SelfTrainingClassifier(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)))
         rows["self_training_pixels"] = lambda y: self_training.fit(pixels_train, y).score(pixels_test, y_test)
     if "label_spreading_pixels" in methods:
         spreading = LabelSpreading(kernel="knn")
@@ -454,7 +499,7 @@ def _semi_supervised_rows(featurizer, X_train, X_test, y_test, classifier_params
     return rows
 
 
-def plot_label_efficiency(table, ax=None):
+def plot_label_efficiency(table: pd.DataFrame | Sequence[dict[str, Any]], ax: Axes | None = None) -> Axes:
     """Draw accuracy against the number of labels, one line per method.
 
     Parameters
@@ -479,8 +524,7 @@ def plot_label_efficiency(table, ax=None):
         _, ax = plt.subplots(figsize=(5, 3.5))
     records = _records(table)
     for method in dict.fromkeys(row["method"] for row in records):  # first-seen order
-        points = sorted((row["n_labels"], row["accuracy"]) for row in records
-                        if row["method"] == method)
+        points = sorted((row["n_labels"], row["accuracy"]) for row in records if row["method"] == method)
         ax.plot(*zip(*points), marker="o", label=method)
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images")
@@ -491,7 +535,7 @@ def plot_label_efficiency(table, ax=None):
     return ax
 
 
-def plot_layerwise(table, ax=None):
+def plot_layerwise(table: pd.DataFrame | Sequence[dict[str, Any]], ax: Axes | None = None) -> Axes:
     """Draw probe accuracy per backbone stage as bars, labelled with feature counts.
 
     Parameters
@@ -536,7 +580,7 @@ def _knn_predict(train_features, train_labels, test_features, k, temperature, ch
     chunk_size = chunk_size or max(1, 2**24 // n_train)
     predictions = []
     for start in range(0, len(test_features), chunk_size):
-        similarity = test_features[start:start + chunk_size] @ train_features.T  # (m, n_train)
+        similarity = test_features[start : start + chunk_size] @ train_features.T  # (m, n_train)
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]  # (m, k), unordered
         top = np.take_along_axis(similarity, nearest, axis=1).astype(np.float64)
         # exp((s - max) / T) is proportional to exp(s / T) per row, and cannot overflow.
@@ -550,8 +594,7 @@ def _knn_predict(train_features, train_labels, test_features, k, temperature, ch
 def _knn_accuracy(train_features, y_train, test_features, y_test, *, k=200, temperature=0.1):
     if not (isinstance(k, Integral) and k >= 1) or not temperature > 0:
         raise ValueError(
-            f"k must be a positive integer and temperature positive; got k={k!r}, "
-            f"temperature={temperature!r}."
+            f"k must be a positive integer and temperature positive; got k={k!r}, temperature={temperature!r}."
         )
     predicted = _knn_predict(train_features, y_train, test_features, k, temperature)
     return float(np.mean(predicted == np.asarray(y_test)))
@@ -615,7 +658,5 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError(
-            "Plotting needs matplotlib: pip install skssl[plot] (or pip install matplotlib)."
-        ) from exc
+        raise ImportError("Plotting needs matplotlib: pip install skssl[plot] (or pip install matplotlib).") from exc
     return plt

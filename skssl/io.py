@@ -6,11 +6,16 @@ brings along) on several threads. As the first step of a pipeline it lets a grid
 search or a cross-validation split file names instead of pixel arrays.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
+from numpy.typing import ArrayLike
 from PIL import Image, UnidentifiedImageError
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
@@ -31,17 +36,12 @@ def _paths(X):
     if hasattr(X, "to_numpy"):  # pandas
         X = X.to_numpy()
     elif isinstance(X, (str, os.PathLike)):
-        raise TypeError(
-            f"X is a single path ({str(X)!r}); pass a list of paths, e.g. [{str(X)!r}]."
-        )
+        raise TypeError(f"X is a single path ({str(X)!r}); pass a list of paths, e.g. [{str(X)!r}].")
     X = np.asarray(X, dtype=object)
     if X.ndim == 2 and X.shape[1] == 1:
         X = X[:, 0]
     if X.ndim != 1:
-        raise ValueError(
-            f"X must be a list or one column of image file paths; got an array of "
-            f"shape {X.shape}."
-        )
+        raise ValueError(f"X must be a list or one column of image file paths; got an array of shape {X.shape}.")
     if len(X) == 0:
         raise ValueError("X holds no paths; pass at least one image file.")
     bad = [value for value in X if not isinstance(value, (str, os.PathLike))]
@@ -120,14 +120,21 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
     }
 
-    def __init__(self, *, size=None, mode="RGB", root=None, n_jobs=None):
+    def __init__(
+        self,
+        *,
+        size: int | tuple[int, int] | None = None,
+        mode: str = "RGB",
+        root: str | os.PathLike[str] | None = None,
+        n_jobs: int | None = None,
+    ) -> None:
         self.size = size
         self.mode = mode
         self.root = root
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X=None, y=None):
+    def fit(self, X: Any = None, y: Any = None) -> ImageFolderLoader:
         """Check the parameters; nothing is learned.
 
         Parameters
@@ -144,7 +151,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         self.n_features_in_ = 1
         return self
 
-    def transform(self, X):
+    def transform(self, X: Sequence[str | os.PathLike[str]] | ArrayLike) -> np.ndarray:
         """Read the images named in ``X``.
 
         Parameters
@@ -176,9 +183,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 )
             images[index] = image
 
-        Parallel(n_jobs=self.n_jobs, require="sharedmem")(
-            delayed(read_into)(index) for index in range(1, len(paths))
-        )
+        Parallel(n_jobs=self.n_jobs, require="sharedmem")(delayed(read_into)(index) for index in range(1, len(paths)))
         return images
 
     def __sklearn_tags__(self):

@@ -8,13 +8,15 @@
 - [5] VICReg, Bardes, Ponce & LeCun, ICLR 2022, arXiv:2105.04906.
 """
 
+from __future__ import annotations
+
 import functools
 
 import torch
 import torch.nn.functional as F
 
 
-def nt_xent(z_a, z_b, temperature=0.5):
+def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """Normalized temperature-scaled cross-entropy (NT-Xent, InfoNCE) of two views.
 
     "the final loss is computed across all positive pairs, both (i, j) and (j, i), in
@@ -60,7 +62,7 @@ def _in_float32(loss):
 
 
 @_in_float32
-def info_nce(query, key, negatives, temperature=0.2):
+def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """InfoNCE of MoCo: each query must pick its own key among a queue of negatives.
 
     "a contrastive loss ... whose value is low when q is similar to its positive key
@@ -98,7 +100,7 @@ def info_nce(query, key, negatives, temperature=0.2):
 
 
 @_in_float32
-def normalized_mse(prediction, target):
+def normalized_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BYOL's loss: squared distance of the L2-normalised vectors, ``2 - 2 cos``.
 
     "a mean squared error between the normalized predictions and target projections"
@@ -127,7 +129,7 @@ def normalized_mse(prediction, target):
 
 
 @_in_float32
-def negative_cosine(prediction, target):
+def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """SimSiam's loss: the negative cosine similarity, with a stop-gradient on ``target``.
 
     ``D(p, z) = -(p / ||p||) . (z / ||z||)`` where "z2 is treated as a constant in
@@ -162,7 +164,7 @@ def _off_diagonal(matrix):
 
 
 @_in_float32
-def barlow_twins_loss(z_a, z_b, lambd=5e-3, eps=1e-5):
+def barlow_twins_loss(z_a: torch.Tensor, z_b: torch.Tensor, lambd: float = 5e-3, eps: float = 1e-5) -> torch.Tensor:
     """Barlow Twins: push the cross-correlation of two views' embeddings to the identity.
 
     "The invariance term of the objective, by trying to equate the diagonal elements of
@@ -206,7 +208,14 @@ def barlow_twins_loss(z_a, z_b, lambd=5e-3, eps=1e-5):
 
 
 @_in_float32
-def vicreg_loss(z_a, z_b, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0, eps=1e-4):
+def vicreg_loss(
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    eps: float = 1e-4,
+) -> torch.Tensor:
     """VICReg: invariance, variance and covariance terms on two views' embeddings.
 
     VICReg "explicitly avoids the collapse problem with a simple regularization term on
@@ -266,7 +275,13 @@ def _cross_view_entropy(targets, log_probs):
 
 
 @_in_float32
-def dino_loss(student, teacher, center, student_temperature=0.1, teacher_temperature=0.04):
+def dino_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    center: torch.Tensor,
+    student_temperature: float = 0.1,
+    teacher_temperature: float = 0.04,
+) -> torch.Tensor:
     """DINO: the student's softmax of every view matches the teacher's of the other views.
 
     "we minimize the cross-entropy loss w.r.t. the parameters of the student network:
@@ -306,7 +321,7 @@ def dino_loss(student, teacher, center, student_temperature=0.1, teacher_tempera
 
 @torch.no_grad()
 @_in_float32
-def sinkhorn_knopp(scores, epsilon=0.05, n_iterations=3):
+def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, n_iterations: int = 3) -> torch.Tensor:
     """SwAV's soft cluster assignments: an equipartition of ``N`` samples over ``K`` prototypes.
 
     "Q* = Diag(u) exp(C⊤Z / ε) Diag(v), where u and v are renormalization vectors ...
@@ -350,7 +365,7 @@ def sinkhorn_knopp(scores, epsilon=0.05, n_iterations=3):
 
 
 @_in_float32
-def swav_loss(scores, codes, temperature=0.1):
+def swav_loss(scores: torch.Tensor, codes: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """SwAV's swapped prediction: every view predicts the codes of the other views.
 
     "we propose a 'swapped' prediction problem where we predict the code of a view from
@@ -385,7 +400,9 @@ def swav_loss(scores, codes, temperature=0.1):
 
 
 @_in_float32
-def triplet_loss(embeddings, labels, margin=0.5, mining="semi_hard"):
+def triplet_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 0.5, mining: str = "semi_hard"
+) -> torch.Tensor:
     """Triplet loss on L2-normalised embeddings, with triplets mined within the batch.
 
     "we want to ensure that an image x_i^a (anchor) of a specific person is closer to
@@ -455,7 +472,7 @@ def triplet_loss(embeddings, labels, margin=0.5, mining="semi_hard"):
 
 
 @_in_float32
-def counting_loss(whole, tiles, other, margin=10.0):
+def counting_loss(whole: torch.Tensor, tiles: torch.Tensor, other: torch.Tensor, margin: float = 10.0) -> torch.Tensor:
     """Counting's contrastive loss: the tiles' counts must add up to the whole image's.
 
     ``l_con(x, y) = |phi(D o x) - sum_j phi(T_j o x)|^2 + max{0, M - |phi(D o y) -
@@ -494,7 +511,9 @@ def counting_loss(whole, tiles, other, margin=10.0):
 
 
 @_in_float32
-def rebalanced_cross_entropy(logits, targets, class_weights=None):
+def rebalanced_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy against target distributions, each position weighted by its class.
 
     The colorization loss of Zhang et al. [7]: "L_cl(Ẑ, Z) = −Σ_{h,w} v(Z_h,w) Σ_q
@@ -532,7 +551,7 @@ def rebalanced_cross_entropy(logits, targets, class_weights=None):
 
 
 @_in_float32
-def cpc_info_nce(predictions, codes, positive):
+def cpc_info_nce(predictions: torch.Tensor, codes: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     """InfoNCE of CPC: each prediction must pick its own code among all the codes.
 
     Scores are CPC's log-bilinear ``f_k = exp(z^T W_k c)`` [CPC]: plain dot products of

@@ -6,7 +6,14 @@ prediction against the label -1 as an error; :func:`labeled_scorer` scores the
 labeled rows only.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 from sklearn.metrics import get_scorer
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _check_method_params, column_or_1d
@@ -21,10 +28,10 @@ class LabeledScorer:
     ``GridSearchCV(n_jobs=...)``.
     """
 
-    def __init__(self, scorer):
+    def __init__(self, scorer: Callable[..., float]) -> None:
         self.scorer = scorer
 
-    def __call__(self, estimator, X, y, **kwargs):
+    def __call__(self, estimator: BaseEstimator, X: ArrayLike, y: ArrayLike, **kwargs: Any) -> float:
         y = column_or_1d(label_array(y))
         labeled = np.flatnonzero(labeled_mask(y))
         if len(labeled) == 0:
@@ -35,11 +42,11 @@ class LabeledScorer:
         kwargs = _check_method_params(X, kwargs, indices=labeled)
         return self.scorer(estimator, _safe_indexing(X, labeled), y[labeled], **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"labeled_scorer({self.scorer!r})"
 
 
-def labeled_scorer(scoring="accuracy"):
+def labeled_scorer(scoring: str | Callable[..., float] = "accuracy") -> LabeledScorer:
     """A scorer that ignores unlabeled rows (``y == -1``), for ``GridSearchCV`` and co.
 
     Parameters
@@ -85,7 +92,6 @@ def labeled_scorer(scoring="accuracy"):
     scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
     if not callable(scorer):
         raise ValueError(
-            f"scoring must be a scorer name such as 'accuracy' or a callable "
-            f"scorer(estimator, X, y); got {scoring!r}."
+            f"scoring must be a scorer name such as 'accuracy' or a callable scorer(estimator, X, y); got {scoring!r}."
         )
     return LabeledScorer(scorer)

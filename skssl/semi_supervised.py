@@ -7,8 +7,13 @@ featurizer followed by :class:`LabeledOnly` pretext-trains on all the images of 
 fold, labeled or not, while the classifier only ever sees the labeled ones.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods
@@ -25,7 +30,7 @@ from sklearn.utils.validation import (
 UNLABELED = -1
 
 
-def label_array(y):
+def label_array(y: ArrayLike) -> np.ndarray:
     """``y`` as a NumPy array in which an unlabeled row's ``-1`` stays a number.
 
     A list that mixes strings and ``-1`` (``["cat", -1, "dog"]``) becomes an object
@@ -44,7 +49,7 @@ def label_array(y):
     return array
 
 
-def labeled_mask(y):
+def labeled_mask(y: ArrayLike) -> np.ndarray:
     """Boolean mask of the rows of ``y`` that carry a label (``y != -1``).
 
     The one place that decides what is unlabeled, for every container ``y`` comes
@@ -141,11 +146,11 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     _parameter_constraints = {"estimator": [HasMethods(["fit", "predict"])]}
 
-    def __init__(self, estimator):
+    def __init__(self, estimator: BaseEstimator) -> None:
         self.estimator = estimator
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: ArrayLike, y: ArrayLike, **fit_params: Any) -> LabeledOnly:
         """Fit a clone of ``estimator`` on the rows of ``X`` whose ``y`` is not -1.
 
         Parameters
@@ -164,15 +169,10 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = column_or_1d(label_array(y), warn=True)
         if _num_samples(X) != len(y):
-            raise ValueError(
-                f"X has {_num_samples(X)} rows but y has {len(y)} labels; pass one label "
-                f"(or -1) per row."
-            )
+            raise ValueError(f"X has {_num_samples(X)} rows but y has {len(y)} labels; pass one label (or -1) per row.")
         labeled = np.flatnonzero(labeled_mask(y))
         if len(labeled) == 0:
             raise ValueError(
@@ -186,24 +186,24 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self
 
     @property
-    def classes_(self):
+    def classes_(self) -> np.ndarray:
         """The labels seen in ``fit``."""
         check_is_fitted(self)
         return self.estimator_.classes_
 
     @property
-    def n_features_in_(self):
+    def n_features_in_(self) -> int:
         """Features seen by the fitted estimator."""
         # AttributeError before fit, so that hasattr tells whether it is fitted
         return self.estimator_.n_features_in_
 
     @property
-    def feature_names_in_(self):
+    def feature_names_in_(self) -> np.ndarray:
         """Column names seen by the fitted estimator."""
         return self.estimator_.feature_names_in_
 
     @available_if(_estimator_has("predict"))
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict with the classifier fitted on the labeled rows.
 
         Parameters
@@ -218,7 +218,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self.estimator_.predict(X)
 
     @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
 
         Parameters
@@ -233,7 +233,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of :meth:`predict_proba`.
 
         Parameters
@@ -248,7 +248,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Decision scores of the classifier fitted on the labeled rows.
 
         Parameters
@@ -262,7 +262,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.decision_function(X)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy on the labeled rows of ``X``; rows with ``y == -1`` are ignored.
 
         Parameters
@@ -282,8 +282,7 @@ class LabeledOnly(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         labeled = np.flatnonzero(labeled_mask(y))
         if len(labeled) == 0:
             raise ValueError(
-                "Cannot score on rows that are all unlabeled (y == -1); score on data "
-                "with at least one label."
+                "Cannot score on rows that are all unlabeled (y == -1); score on data with at least one label."
             )
         if sample_weight is not None:
             sample_weight = _safe_indexing(sample_weight, labeled)

@@ -26,23 +26,28 @@ is one more task for it (:mod:`skssl._transfer_tasks`).
 """
 
 import copy
+from dataclasses import field
 from numbers import Integral, Real
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted, check_memory
 
 from . import _distributed
-from ._data import check_images, to_tensor
 from ._network_classifier import NetworkClassifierMixin
+from ._parameters import RuntimeParameters, TrainingParameters
+from ._setup import prepare_fit, seeded
 from ._transfer_tasks import ClassifierNetwork, JointTask, SelfTrainingTask, predict_proba
-from .base import BaseFeaturizer, _resolve_device
+from .base import BaseFeaturizer
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 SEMI_SUPERVISED = ("distill", "self_training", "s4l")
 
@@ -52,7 +57,9 @@ def _fit_featurizer(featurizer, X):
     return featurizer.fit(X)
 
 
-class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, ClassifierMixin, BaseEstimator):
+class FineTunedClassifier(
+    MetaEstimatorMixin, NetworkClassifierMixin, ClassifierMixin, BaseEstimator, RuntimeParameters, TrainingParameters
+):
     """Fine-tune a self-supervised featurizer's network on the labels; use the unlabeled rows too.
 
     ``fit(X, y)`` takes every image, labeled or not (``y == -1``, scikit-learn's
@@ -202,13 +209,24 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
     ['fine_tune', 'fine_tune', 'semi_supervised']
     """
 
+    featurizer: BaseEstimator = field(kw_only=False)
+    semi_supervised: str | None = "self_training"
+    max_epochs: int = 100
+    backbone_lr_scale: float = 1.0
+    frozen_stages: int | str = 0
+    augment: bool = True
+    semi_supervised_epochs: int = 90
+    temperature: float = 1.0
+    confidence_threshold: float = 0.95
+    s4l_weight: float = 1.0
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    n_iter_no_change: int | None = 10
+    memory: str | object | None = None
+
     _parameter_constraints = {
         "featurizer": "no_validation",  # fit checks that it is an skssl featurizer
         "semi_supervised": [StrOptions(set(SEMI_SUPERVISED)), None],
-        "max_epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "backbone_lr_scale": [Interval(Real, 0, None, closed="left")],
         "frozen_stages": [Interval(Integral, 0, None, closed="left"), str],
         "augment": ["boolean"],
@@ -218,70 +236,9 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
         "s4l_weight": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, HasMethods(["cache"])],
-        **{name: BaseFeaturizer._parameter_constraints[name] for name in (
-            "device", "precision", "compile", "random_state", "verbose", "warm_start",
-            "checkpoint_dir", "checkpoint_every")},
     }
-
-    def __init__(
-        self,
-        featurizer,
-        *,
-        semi_supervised="self_training",
-        max_epochs=100,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        backbone_lr_scale=1.0,
-        frozen_stages=0,
-        augment=True,
-        semi_supervised_epochs=90,
-        temperature=1.0,
-        confidence_threshold=0.95,
-        s4l_weight=1.0,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        tol=1e-4,
-        memory=None,
-        device="auto",
-        precision="auto",
-        compile=False,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self.featurizer = featurizer
-        self.semi_supervised = semi_supervised
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.backbone_lr_scale = backbone_lr_scale
-        self.frozen_stages = frozen_stages
-        self.augment = augment
-        self.semi_supervised_epochs = semi_supervised_epochs
-        self.temperature = temperature
-        self.confidence_threshold = confidence_threshold
-        self.s4l_weight = s4l_weight
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.memory = memory
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
+    _saved_attributes = (*NetworkClassifierMixin._saved_attributes, "n_labeled_")
 
     def _inner_featurizer(self):
         """The skssl featurizer behind ``featurizer`` (unwrapping a FrozenEstimator)."""
@@ -298,7 +255,7 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
         return self._inner_featurizer().image_shape
 
     @_fit_context(prefer_skip_nested_validation=False)  # the featurizer validates its own
-    def fit(self, X, y):
+    def fit(self, X: "ArrayLike", y: "ArrayLike") -> "FineTunedClassifier":
         """Pretext-train on every image, fine-tune on the labeled ones, then use the rest.
 
         Parameters
@@ -315,13 +272,10 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
             The fitted classifier.
         """
         inner = self._inner_featurizer()
-        images = check_images(self, X, reset=True, image_shape=inner.image_shape)
-        labels = self._encode_labels(y, len(images))
-        device = _resolve_device(self.device)
-        _distributed.init_from_environment(device)  # under torchrun: join the process group
-        device = _distributed.local_device(device)
-        rng = check_random_state(self.random_state)
-        head_seed, data_seed, split_seed = rng.randint(0, 2**31 - 1, size=3)
+        setup = prepare_fit(self, X, reset=True, image_shape=inner.image_shape, n_seeds=3)
+        labels = self._encode_labels(y, len(setup.images))
+        device = setup.device
+        head_seed, data_seed, split_seed = setup.seeds
         train_rows, validation_rows = self._split(labels, split_seed)
         unlabeled = np.setdiff1d(np.flatnonzero(labels == -1), validation_rows)
         if hasattr(self, "task_"):
@@ -335,15 +289,23 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
             )
         self.featurizer_, self.layer_ = featurizer, featurizer.layer_
         self.value_range_ = featurizer.value_range_
-        data = images if isinstance(X, np.memmap) else to_tensor(images, device)
-        generator = torch.Generator(device).manual_seed(int(data_seed))
+        data = setup.data
+        generator = torch.Generator(device).manual_seed(data_seed)
         stage = dict(data=data, device=device, generator=generator, validation=(validation_rows, labels))
         if self.semi_supervised == "s4l":
             joint = self._joint_task(featurizer, device, head_seed)
             rows = np.union1d(train_rows, unlabeled)
             self._log(f"S4L: pretext loss on {len(rows)} images, cross-entropy on {len(train_rows)}")
-            history = self._stage(joint, labels, rows, "s4l", inner.max_epochs, **stage,
-                                  batch_size=inner.batch_size, learning_rate=inner.learning_rate)
+            history = self._stage(
+                joint,
+                labels,
+                rows,
+                "s4l",
+                inner.max_epochs,
+                **stage,
+                batch_size=inner.batch_size,
+                learning_rate=inner.learning_rate,
+            )
             network = joint.classifier
         else:
             network = self._new_network(featurizer, device, head_seed)
@@ -356,8 +318,7 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
                     task, targets = network, self._teacher_targets(network, data, labels, device)
                 else:
                     task, targets = SelfTrainingTask(network, self.confidence_threshold), labels
-                history += self._stage(task, targets, rows, "semi_supervised",
-                                       self.semi_supervised_epochs, **stage)
+                history += self._stage(task, targets, rows, "semi_supervised", self.semi_supervised_epochs, **stage)
         self.task_ = network.requires_grad_(False).eval()
         self.history_ = list(history)
         self.n_iter_ = len(self.history_)
@@ -392,8 +353,7 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
         if self.semi_supervised == "s4l":
             featurizer.set_params(max_epochs=0)  # S4L trains the pretext task jointly
         if self.checkpoint_dir is not None and featurizer.checkpoint_dir is None:
-            featurizer.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / "pretext"),
-                                  warm_start=self.warm_start)
+            featurizer.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / "pretext"), warm_start=self.warm_start)
         self._log(f"pretext training: {type(featurizer).__name__} on {_num_samples(X)} images")
         fitted = check_memory(self.memory).cache(_fit_featurizer)(featurizer, X)
         if getattr(fitted, "_fit_interrupted", False):
@@ -417,17 +377,27 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
                 f"frozen_stages={self.frozen_stages!r} reaches past the featurizer's layer "
                 f"{self.layer_!r}; at most {names.index(self.layer_) + 1} stages can be frozen."
             )
-        with torch.random.fork_rng(devices=[]):  # seed the head, leave the global RNG be
-            torch.manual_seed(int(seed))
-            network = ClassifierNetwork(
-                backbone, self.layer_, featurizer.pool_, len(self.classes_), frozen_stages=frozen,
-                backbone_lr_scale=self.backbone_lr_scale, augment=self.augment, shared=shared,
-            )
+        network = seeded(
+            seed,
+            lambda: ClassifierNetwork(
+                backbone,
+                self.layer_,
+                featurizer.pool_,
+                len(self.classes_),
+                frozen_stages=frozen,
+                backbone_lr_scale=self.backbone_lr_scale,
+                augment=self.augment,
+                shared=shared,
+            ),
+        )
         return network.to(device, memory_format=torch.channels_last)
 
-    def _empty_task(self):
+    def untrained_task(self):
         """The network's architecture, for weights loaded from a file."""
         return self._new_network(self.featurizer_, torch.device("cpu"), seed=0)
+
+    def _patience(self):
+        return self.n_iter_no_change if self.early_stopping else None
 
     def _joint_task(self, featurizer, device, seed):
         """S4L: the featurizer's pretext task, trainable, and a head on its backbone."""
@@ -435,11 +405,18 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
         classifier = self._new_network(featurizer, device, seed, backbone=pretext.backbone)
         return JointTask(pretext, classifier, weight=self.s4l_weight)
 
-    def _stage(self, network, targets, rows, stage, max_epochs, *, data, device, generator,
-               validation, **settings):
+    def _stage(self, network, targets, rows, stage, max_epochs, *, data, device, generator, validation, **settings):
         history = self._train_network(
-            network, data, targets, rows, device=device, generator=generator, stage=stage,
-            max_epochs=max_epochs, validation=validation, **settings,
+            network,
+            data,
+            targets,
+            rows,
+            device=device,
+            generator=generator,
+            stage=stage,
+            max_epochs=max_epochs,
+            validation=validation,
+            **settings,
         )
         for record in history:
             record["stage"] = stage
@@ -452,4 +429,3 @@ class FineTunedClassifier(MetaEstimatorMixin, NetworkClassifierMixin, Classifier
         labeled = labels >= 0
         proba[labeled] = np.eye(len(self.classes_), dtype=np.float32)[labels[labeled]]
         return proba
-

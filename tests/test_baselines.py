@@ -5,17 +5,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from skssl import DenoisingAEFeaturizer
 from skssl.baselines import RandomFeaturizer, SupervisedClassifier
 
 FAST = dict(device="cpu", random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(return_X_y=True)
 
 
 def _weights(module):

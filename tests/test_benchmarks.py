@@ -11,10 +11,29 @@ GPU_BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "gpu.py"
 def test_gpu_benchmark_prints_a_row_per_config_and_setting():
     configs = "rotnet-small_cnn,finetune-small_cnn,selftrain-small_cnn"
     result = subprocess.run(
-        [sys.executable, str(GPU_BENCHMARK), "--device", "cpu", "--steps", "1", "--warmup", "1",
-         "--n-images", "64", "--batch-size", "16", "--mnist", "", "--configs", configs,
-         "--settings", "float32,bfloat16"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(GPU_BENCHMARK),
+            "--device",
+            "cpu",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--n-images",
+            "64",
+            "--batch-size",
+            "16",
+            "--mnist",
+            "",
+            "--configs",
+            configs,
+            "--settings",
+            "float32,bfloat16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "small_cnn" in line]

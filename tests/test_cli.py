@@ -30,8 +30,14 @@ def test_demo_returns_the_table(short_fine_tuning):
     rows = demo(methods=["simclr"], max_epochs=1, out=io.StringIO(), progress=io.StringIO())
     (row,) = rows
     assert row["method"] == "SimCLRFeaturizer"
-    for key in ("probe_accuracy", "fine_tuned_accuracy", "self_trained_accuracy", "supervised_accuracy",
-                "random_init_accuracy", "raw_pixel_accuracy"):
+    for key in (
+        "probe_accuracy",
+        "fine_tuned_accuracy",
+        "self_trained_accuracy",
+        "supervised_accuracy",
+        "random_init_accuracy",
+        "raw_pixel_accuracy",
+    ):
         assert 0.1 < row[key] <= 1.0
     assert row["pretext_seconds"] > 0
 
@@ -43,9 +49,7 @@ def test_unknown_method_is_a_usage_error(capsys):
 
 
 def test_python_dash_m_runs():
-    result = subprocess.run(
-        [sys.executable, "-m", "skssl", "--help"], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-m", "skssl", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in result.stdout
 
 

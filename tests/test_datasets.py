@@ -1,3 +1,6 @@
+"""Data sets (``skssl.datasets``): digits as images, MNIST from its files, the shapes and
+the sample patches."""
+
 import gzip
 
 import numpy as np
@@ -5,7 +8,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-from skssl.datasets import SHAPES, load_digits_images, load_mnist, make_shapes, read_idx
+from skssl.datasets import SHAPES, load_digits_images, load_mnist, load_sample_patches, make_shapes, read_idx
+from skssl.evaluation import pixel_probe
 
 
 def _idx(array):
@@ -142,3 +146,27 @@ def test_make_shapes_classes_are_learnable():
     X, y = make_shapes(400, image_size=16, random_state=0)
     accuracy = cross_val_score(LogisticRegression(max_iter=500), X.reshape(400, -1), y, cv=3).mean()
     assert accuracy > 0.5
+
+
+def test_load_sample_patches():
+    X, y = load_sample_patches(random_state=0)
+    assert X.shape == (2000, 16, 16, 3) and X.dtype == np.uint8
+    assert y.shape == (2000,) and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [250] * 8
+    X_again, y_again = load_sample_patches(random_state=0)
+    np.testing.assert_array_equal(X, X_again)
+    np.testing.assert_array_equal(y, y_again)
+    assert not np.array_equal(load_sample_patches(random_state=1)[0], X)
+    X_odd, y_odd = load_sample_patches(patch_size=5, n_patches=13, random_state=0)
+    assert X_odd.shape == (13, 5, 5, 3) and sorted(np.bincount(y_odd).tolist()) == [1] * 3 + [2] * 5
+    assert load_sample_patches(patch_size=106, n_patches=8, random_state=0)[0].shape == (8, 106, 106, 3)
+    for bad in ({"patch_size": 3}, {"patch_size": 107}, {"n_patches": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            load_sample_patches(**bad)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sample_patches_are_a_task_neither_trivial_nor_hopeless():
+    X, y = load_sample_patches(random_state=0)
+    accuracy = pixel_probe(X[:300], y[:300], X[1000:], y[1000:])
+    assert 0.25 < accuracy < 0.6, accuracy  # chance: 0.125; seeds 0, 1, 2 gave 0.42, 0.41, 0.41

@@ -3,7 +3,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -26,8 +25,8 @@ from skssl.evaluation import (
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits(digits):
+    X, y = digits
     return X[:200], y[:200], X[200:400], y[200:400]
 
 
@@ -162,8 +161,13 @@ def test_label_efficiency_table(digits):
     X_train, y_train, X_test, y_test = digits
     featurizer = RotNetFeaturizer(max_epochs=1, device="cpu", random_state=0).fit(X_train)
     table = label_efficiency(
-        featurizer, X_train, y_train, X_test, y_test,
-        n_labels=(10, 30, None, 5000), baselines=("random", "pixels"),
+        featurizer,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        n_labels=(10, 30, None, 5000),
+        baselines=("random", "pixels"),
     )
     assert list(table.columns) == ["n_labels", "method", "accuracy"]
     assert len(table) == 3 * 3  # 5000 > 200 is skipped
@@ -184,8 +188,14 @@ def test_label_efficiency_table(digits):
 def test_label_efficiency_trains_the_supervised_baseline(digits, featurizer):
     X_train, y_train, X_test, y_test = digits
     table = label_efficiency(
-        featurizer, X_train, y_train, X_test, y_test,
-        n_labels=(20,), baselines=("supervised",), supervised_params={"max_epochs": 1},
+        featurizer,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        n_labels=(20,),
+        baselines=("supervised",),
+        supervised_params={"max_epochs": 1},
     )
     assert table["method"].tolist() == ["RandomFeaturizer", "supervised"]
     assert table["accuracy"].between(0, 1).all()
@@ -238,8 +248,9 @@ def test_fine_tune_probe_fine_tunes_a_copy_and_learns(digits):
     pretrained = RotNetFeaturizer(max_epochs=1, device="cpu", random_state=0).fit(X_train)
     before = pretrained.transform(X_test)
     params = dict(max_epochs=30, batch_size=32, semi_supervised_epochs=2, device="cpu", random_state=0)
-    accuracy = fine_tune_probe(pretrained, X_train[:100], y_train[:100], X_test, y_test,
-                               X_unlabeled=X_train[100:], **params)
+    accuracy = fine_tune_probe(
+        pretrained, X_train[:100], y_train[:100], X_test, y_test, X_unlabeled=X_train[100:], **params
+    )
     assert accuracy > 0.6  # chance is 0.1
     np.testing.assert_array_equal(pretrained.transform(X_test), before)  # never refitted
     y_partial = np.concatenate([y_train[:100], np.full(100, -1)])
@@ -264,17 +275,26 @@ def test_label_efficiency_semi_supervised_rows_see_the_rest_as_unlabeled(digits,
             y = np.asarray(y)
             seen.append((type(self).__name__, len(X), int((y != -1).sum())))
             return fit(self, X, y)
+
         return fit_and_record
 
     for cls in (FineTunedClassifier, SelfTrainingClassifier, LabelSpreading):
         monkeypatch.setattr(cls, "fit", recording(cls.fit))
     table = label_efficiency(
-        pretrained, X_train, y_train, X_test, y_test, n_labels=(30,),
-        baselines=SEMI_SUPERVISED_BASELINES, classifier_params={"max_epochs": 2, "semi_supervised_epochs": 1},
+        pretrained,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        n_labels=(30,),
+        baselines=SEMI_SUPERVISED_BASELINES,
+        classifier_params={"max_epochs": 2, "semi_supervised_epochs": 1},
     )
     assert list(table["method"]) == ["RotNetFeaturizer", *SEMI_SUPERVISED_BASELINES]
     assert ((table["accuracy"] > 0) & (table["accuracy"] <= 1)).all()
     # three FineTunedClassifier fits, one SelfTraining, one LabelSpreading: all 200 images, 30 labeled
-    assert sorted(name for name, _, _ in seen) == ["FineTunedClassifier"] * 3 + ["LabelSpreading",
-                                                                                "SelfTrainingClassifier"]
+    assert sorted(name for name, _, _ in seen) == ["FineTunedClassifier"] * 3 + [
+        "LabelSpreading",
+        "SelfTrainingClassifier",
+    ]
     assert {(n_images, n_labeled) for _, n_images, n_labeled in seen} == {(200, 30)}

@@ -11,10 +11,11 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer
-from skssl import _training
+from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer, _training
 
-FAST = dict(max_epochs=2, batch_size=64, device="cpu", random_state=0)
+from _testing import fit_settings
+
+FAST = fit_settings(2, 64)
 
 
 @pytest.fixture
@@ -55,10 +56,17 @@ def test_classifier_streams_a_memmap_in_its_semi_supervised_stage(mnist_sized_me
     y = np.where(np.arange(len(images)) < 300, np.arange(len(images)) % 3, -1)
     featurizer = FrozenEstimator(DenoisingAEFeaturizer(**{**FAST, "max_epochs": 1}).fit(images))
     read_from_file = []
-    monkeypatch.setattr(_training, "take", lambda rows, indices, device: read_from_file.append(
-        isinstance(rows, np.ndarray) and np.shares_memory(rows, stored)) or take(rows, indices, device))
-    classifier = FineTunedClassifier(featurizer, max_epochs=1, semi_supervised_epochs=1, batch_size=64,
-                                     device="cpu", random_state=0)
+    monkeypatch.setattr(
+        _training,
+        "take",
+        lambda rows, indices, device: (
+            read_from_file.append(isinstance(rows, np.ndarray) and np.shares_memory(rows, stored))
+            or take(rows, indices, device)
+        ),
+    )
+    classifier = FineTunedClassifier(
+        featurizer, max_epochs=1, semi_supervised_epochs=1, batch_size=64, device="cpu", random_state=0
+    )
     classifier.fit(stored, y)
     # the semi-supervised stage (all 9,000 rows) read its batches from the file
     assert sum(read_from_file) == len(images) // 64  # whole batches
@@ -74,7 +82,9 @@ def test_float_memmap_is_never_copied_whole(tmp_path, monkeypatch):
     stored = np.load(tmp_path / "digits.npy", mmap_mode="r")
     rows_moved = []
     to_tensor = _training.to_tensor
-    monkeypatch.setattr(_training, "to_tensor", lambda rows, device, **kw: rows_moved.append(len(rows)) or to_tensor(rows, device, **kw))
+    monkeypatch.setattr(
+        _training, "to_tensor", lambda rows, device, **kw: rows_moved.append(len(rows)) or to_tensor(rows, device, **kw)
+    )
     featurizer = RotNetFeaturizer(max_epochs=1, batch_size=32, device="cpu", random_state=0).fit(stored)
     assert rows_moved[0] <= 4096 and set(rows_moved[1:]) == {32}  # statistics in chunks, then batches
     assert featurizer.value_range_ == (0.0, 16.0)
@@ -102,8 +112,15 @@ def _torchrun(tmp_path, cls, nproc, worker=WORKER):
     script = tmp_path / "fit.py"
     script.write_text(worker if cls is None else worker.format(cls=cls))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", str(script), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(script),
+        str(tmp_path),
+    ]
     done = subprocess.run(command, env=env, timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, f"torchrun exited with {done.returncode}:\n{done.stderr[-4000:]}"
     return [json.loads((tmp_path / f"history{rank}.json").read_text()) for rank in range(nproc)]

@@ -1,25 +1,24 @@
 """LabeledOnly and labeled_scorer: the featurizer pretext-trains on every row, the
-classifier and the score see the labeled ones (y != -1) only."""
+classifier and the score see the labeled ones (y != -1) only. (scikit-learn's checks
+of LabeledOnly are in test_common.py.)"""
 
 import pickle
 
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, make_scorer
 from sklearn.model_selection import GridSearchCV, check_cv, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.svm import LinearSVC
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skssl import RotNetFeaturizer
 from skssl.metrics import labeled_scorer
 from skssl.semi_supervised import LabeledOnly, labeled_mask
 
-FAST = dict(max_epochs=1, batch_size=16, device="cpu", random_state=0)
+from _testing import ONE_EPOCH
 
 
 class RowCountingRotNet(RotNetFeaturizer):
@@ -32,8 +31,8 @@ class RowCountingRotNet(RotNetFeaturizer):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits(digits):
+    X, y = digits
     return X[:240], y[:240]
 
 
@@ -48,17 +47,6 @@ def _hide_labels(y, n_labeled, seed=0):
 def _splits(X, y):
     """The splits that cv=3 makes for a classifier (stratified, -1 as a class)."""
     return list(check_cv(3, y, classifier=True).split(X, y))
-
-
-@parametrize_with_checks(
-    [LabeledOnly(LogisticRegression(max_iter=200))],
-    # scikit-learn exempts its own SelfTrainingClassifier from this check by name
-    expected_failed_checks=lambda estimator: {
-        "check_classifiers_classes": "its labels -1 and 1 use -1, the unlabeled marker"
-    },
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def test_labeled_mask():
@@ -125,7 +113,7 @@ def test_delegates_only_the_methods_the_classifier_has():
 def test_the_featurizer_pretext_trains_on_every_row_of_each_fold(digits):
     X, y = digits
     y_partial = _hide_labels(y, 60)
-    pipe = make_pipeline(RowCountingRotNet(**FAST), LabeledOnly(LogisticRegression(max_iter=1000)))
+    pipe = make_pipeline(RowCountingRotNet(**ONE_EPOCH), LabeledOnly(LogisticRegression(max_iter=1000)))
     result = cross_validate(pipe, X, y_partial, cv=3, return_estimator=True, scoring=labeled_scorer())
     for fitted, (train, _) in zip(result["estimator"], _splits(X, y_partial)):
         assert fitted[0].n_rows_seen_ == len(train) == 160  # labeled and unlabeled
@@ -175,9 +163,7 @@ def test_labeled_scorer_takes_callables_and_pickles(digits):
 def test_self_training_classifier_as_the_final_step(digits):
     X, y = digits
     y_partial = _hide_labels(y, 60)
-    pipe = make_pipeline(
-        RowCountingRotNet(**FAST), SelfTrainingClassifier(LogisticRegression(max_iter=1000))
-    )
+    pipe = make_pipeline(RowCountingRotNet(**ONE_EPOCH), SelfTrainingClassifier(LogisticRegression(max_iter=1000)))
     search = GridSearchCV(
         pipe, {"selftrainingclassifier__threshold": [0.75, 0.95]}, cv=3, scoring=labeled_scorer()
     ).fit(X, y_partial)

@@ -28,14 +28,16 @@ from skssl._transfer_tasks import ClassifierNetwork
 from skssl.base import BaseFeaturizer
 from skssl.evaluation import linear_probe
 
-FEATURIZER = dict(max_epochs=1, batch_size=32, device="cpu", random_state=0)
+from _testing import TINY, assert_same_weights
+
+FEATURIZER = TINY
 FAST = dict(max_epochs=3, batch_size=32, semi_supervised_epochs=2, device="cpu", random_state=0)
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(digits):
     """300 digits, the first 100 labeled, the rest unlabeled (-1); 300 others to test."""
-    X, y = load_digits(return_X_y=True)
+    X, y = digits
     y_partial = y[:300].copy()
     y_partial[100:] = -1
     return X[:300], y_partial, X[300:600], y[300:600]
@@ -50,12 +52,6 @@ def _weights(module):
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
-def _assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
-
-
 # --- what it learns ----------------------------------------------------------------------
 
 
@@ -65,15 +61,17 @@ def test_fine_tuning_beats_the_frozen_probe_on_digits(seed):
     featurizer's frozen conv3 probes at 0.86-0.90; its network fine-tuned on the same
     labels reached 0.95-0.96 (seeds 0-2) when the margin was set."""
     X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=600, test_size=600,
-                                                        stratify=y, random_state=seed)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, train_size=600, test_size=600, stratify=y, random_state=seed
+    )
     labeled = np.arange(180)
     featurizer = DenoisingAEFeaturizer(device="cpu", random_state=seed).fit(X_train)
     frozen = linear_probe(featurizer, X_train[labeled], y_train[labeled], X_test, y_test)
     y_partial = np.full(len(y_train), -1)
     y_partial[labeled] = y_train[labeled]
-    classifier = FineTunedClassifier(FrozenEstimator(featurizer), semi_supervised=None, device="cpu",
-                                     random_state=seed).fit(X_train, y_partial)
+    classifier = FineTunedClassifier(
+        FrozenEstimator(featurizer), semi_supervised=None, device="cpu", random_state=seed
+    ).fit(X_train, y_partial)
     fine_tuned = classifier.score(X_test, y_test)
     assert fine_tuned > frozen + 0.03, (fine_tuned, frozen)
     losses = [h["loss"] for h in classifier.history_]
@@ -201,7 +199,7 @@ def test_a_frozen_featurizer_is_never_refitted_nor_changed(digits, fitted_featur
     classifier = FineTunedClassifier(FrozenEstimator(fitted_featurizer), **FAST).fit(X, y)
     assert fits == []
     assert classifier.featurizer_ is fitted_featurizer
-    _assert_same_weights(_weights(fitted_featurizer.task_), before)
+    assert_same_weights(_weights(fitted_featurizer.task_), before)
     np.testing.assert_array_equal(fitted_featurizer.transform(X_test), features)
     assert not any(p.requires_grad for p in fitted_featurizer.task_.parameters())
     after = {name: value for name, value in vars(fitted_featurizer).items() if name != "task_"}
@@ -224,16 +222,21 @@ def test_grid_search_over_fine_tuning_reuses_the_pretext_fit(digits, tmp_path, m
     monkeypatch.setattr(BaseFeaturizer, "fit", counting_fit)
     classifier = FineTunedClassifier(DenoisingAEFeaturizer(**FEATURIZER), memory=str(tmp_path), **FAST)
     search = GridSearchCV(
-        classifier, {"learning_rate": [1e-3, 3e-3], "max_epochs": [1, 2]}, cv=2,
+        classifier,
+        {"learning_rate": [1e-3, 3e-3], "max_epochs": [1, 2]},
+        cv=2,
         scoring=labeled_scorer("accuracy"),
     ).fit(X, y)
     # 4 candidates x 2 folds + the refit: one pretext fit per training set (2 folds + all rows)
     assert len(fits) == 3
     assert 0.1 < search.best_score_ <= 1.0
     without_memory = []
-    monkeypatch.setattr(BaseFeaturizer, "fit", lambda self, *a, **k: without_memory.append(1) or original(self, *a, **k))
-    GridSearchCV(clone(classifier).set_params(memory=None), {"max_epochs": [1, 2]}, cv=2,
-                 scoring=labeled_scorer()).fit(X, y)
+    monkeypatch.setattr(
+        BaseFeaturizer, "fit", lambda self, *a, **k: without_memory.append(1) or original(self, *a, **k)
+    )
+    GridSearchCV(clone(classifier).set_params(memory=None), {"max_epochs": [1, 2]}, cv=2, scoring=labeled_scorer()).fit(
+        X, y
+    )
     assert len(without_memory) == 2 * 2 + 1
 
 
@@ -285,8 +288,13 @@ def test_backbone_learning_rate_zero_trains_the_head_alone(digits, fitted_featur
 def test_early_stopping_watches_held_out_labels_and_keeps_the_best_epoch(digits, fitted_featurizer):
     X, y, _, _ = digits
     classifier = FineTunedClassifier(
-        FrozenEstimator(fitted_featurizer), early_stopping=True, validation_fraction=0.2,
-        n_iter_no_change=2, tol=1.0, semi_supervised=None, **{**FAST, "max_epochs": 20},
+        FrozenEstimator(fitted_featurizer),
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=2,
+        tol=1.0,
+        semi_supervised=None,
+        **{**FAST, "max_epochs": 20},
     ).fit(X, y)
     scores = [h["validation_score"] for h in classifier.history_]
     assert classifier.n_iter_ == 3  # tol=1 accuracy can never be improved by
@@ -300,8 +308,9 @@ def test_transform_gives_the_fine_tuned_features(digits, fitted_featurizer):
     features = classifier.transform(X_test)
     assert features.dtype == np.float32 and features.shape == fitted_featurizer.transform(X_test).shape
     scores = classifier.decision_function(X_test)
-    np.testing.assert_allclose(np.log(classifier.predict_proba(X_test)), classifier.predict_log_proba(X_test),
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        np.log(classifier.predict_proba(X_test)), classifier.predict_log_proba(X_test), rtol=1e-6, atol=1e-8
+    )
     np.testing.assert_array_equal(classifier.classes_[scores.argmax(axis=1)], classifier.predict(X_test))
 
 
@@ -380,8 +389,9 @@ def _interrupt_at(at):
     return loss
 
 
-def test_ctrl_c_in_fine_tuning_keeps_the_last_epoch_and_resumes_exactly(digits, fitted_featurizer, tmp_path,
-                                                                         monkeypatch):
+def test_ctrl_c_in_fine_tuning_keeps_the_last_epoch_and_resumes_exactly(
+    digits, fitted_featurizer, tmp_path, monkeypatch
+):
     X, y, X_test, _ = digits
     settings = dict(featurizer=DenoisingAEFeaturizer(**FEATURIZER), semi_supervised=None, **{**FAST, "max_epochs": 4})
     uninterrupted = FineTunedClassifier(**settings).fit(X, y)
@@ -393,7 +403,7 @@ def test_ctrl_c_in_fine_tuning_keeps_the_last_epoch_and_resumes_exactly(digits, 
     monkeypatch.undo()
     resumed = FineTunedClassifier(**settings, checkpoint_dir=tmp_path, warm_start=True).fit(X, y)
     assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in uninterrupted.history_]
-    _assert_same_weights(_weights(resumed.task_), _weights(uninterrupted.task_))
+    assert_same_weights(_weights(resumed.task_), _weights(uninterrupted.task_))
     assert (tmp_path / "pretext" / "checkpoint.pt").exists() and (tmp_path / "fine_tune.pt").exists()
 
 
@@ -417,7 +427,9 @@ def test_ctrl_c_in_pretext_training_stops_before_fine_tuning(digits, monkeypatch
 
 def test_a_checkpoint_of_other_classes_is_refused(digits, fitted_featurizer, tmp_path):
     X, y, _, _ = digits
-    settings = dict(featurizer=FrozenEstimator(fitted_featurizer), semi_supervised=None, checkpoint_dir=tmp_path, **FAST)
+    settings = dict(
+        featurizer=FrozenEstimator(fitted_featurizer), semi_supervised=None, checkpoint_dir=tmp_path, **FAST
+    )
     FineTunedClassifier(**settings).fit(X, y)
     with pytest.raises(ValueError, match="written for classes"):
         FineTunedClassifier(**settings, warm_start=True).fit(X, np.where(y >= 0, y % 3, -1))

@@ -1,5 +1,5 @@
-"""Real workflows: cached grid searches, thread limits in joblib workers, image files
-as pipeline input, and a grid search on a Dask cluster."""
+"""Real workflows: cached grid searches, deterministic parallel ones, thread limits in
+joblib workers, image files as pipeline input, and a grid search on a Dask cluster."""
 
 import json
 import os
@@ -24,7 +24,8 @@ from skssl.io import ImageFolderLoader
 from skssl.metrics import labeled_scorer
 from skssl.semi_supervised import LabeledOnly
 
-FAST = dict(max_epochs=1, batch_size=16, device="cpu", random_state=0)
+from _testing import ONE_EPOCH, TINY
+
 PRETEXT_FITS = []
 
 
@@ -37,8 +38,8 @@ class CountingRotNet(RotNetFeaturizer):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits(digits):
+    X, y = digits
     X, y = X[:150], y[:150].copy()
     y[60:] = -1  # 60 labeled rows, 90 unlabeled
     return X, y
@@ -67,7 +68,7 @@ def test_cached_grid_search_fits_the_featurizer_once_per_fold(cached, digits, tm
     # refit on all rows).
     X, y = digits
     pipe = Pipeline(
-        [("featurizer", CountingRotNet(**FAST)), ("classifier", LabeledOnly(LogisticRegression(max_iter=500)))],
+        [("featurizer", CountingRotNet(**ONE_EPOCH)), ("classifier", LabeledOnly(LogisticRegression(max_iter=500)))],
         memory=str(tmp_path) if cached else None,
     )
     PRETEXT_FITS.clear()
@@ -98,10 +99,28 @@ def test_parameters_hash_the_same_in_another_process():
 
 def test_a_module_instance_backbone_defeats_caching_and_warns(digits):
     X, _ = digits
-    featurizer = RotNetFeaturizer(**FAST, backbone=torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3)))
+    featurizer = RotNetFeaturizer(**ONE_EPOCH, backbone=torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3)))
     assert joblib.hash(clone(featurizer)) != joblib.hash(clone(featurizer))  # each clone a new copy
     with pytest.warns(UserWarning, match="backbone is an nn.Module instance.*Pass the module's class"):
         featurizer.fit(X[:32])
+
+
+def test_grid_search_is_deterministic_across_n_jobs():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    X_all, y_all = load_digits(return_X_y=True)
+    X_small, y_small = X_all[:120], y_all[:120]
+    pipe = make_pipeline(RotNetFeaturizer(**{**TINY, "max_epochs": 1}), LogisticRegression(max_iter=200))
+    grid = {"rotnetfeaturizer__max_epochs": [1, 2]}
+    results = [GridSearchCV(pipe, grid, cv=2, n_jobs=n_jobs).fit(X_small, y_small) for n_jobs in (1, 2)]
+    np.testing.assert_array_equal(*(r.cv_results_["mean_test_score"] for r in results))
+    np.testing.assert_array_equal(*(r.best_estimator_[0].transform(X_small) for r in results))
+    assert results[0].best_estimator_[0].history_ == [
+        {**h, "seconds": results[0].best_estimator_[0].history_[i]["seconds"]}
+        for i, h in enumerate(results[1].best_estimator_[0].history_)
+    ]
 
 
 # -- threads in joblib's worker processes ------------------------------------------
@@ -223,7 +242,10 @@ def test_loader_feeds_a_semi_supervised_pipeline(tmp_path, digits):
     X, y = digits
     images = (X.reshape(-1, 8, 8) * 16).clip(0, 255).astype(np.uint8)
     paths = _write_pngs(tmp_path, images)
-    steps = [("featurizer", RotNetFeaturizer(**FAST)), ("classifier", LabeledOnly(LogisticRegression(max_iter=1000)))]
+    steps = [
+        ("featurizer", RotNetFeaturizer(**ONE_EPOCH)),
+        ("classifier", LabeledOnly(LogisticRegression(max_iter=1000))),
+    ]
     from_files = Pipeline([("load", ImageFolderLoader(mode="L", n_jobs=2)), *steps]).fit(paths, y)
     from_arrays = clone(Pipeline(steps)).fit(images, y)
     np.testing.assert_array_equal(from_files[:-1].transform(paths), from_arrays[:-1].transform(images))
@@ -248,15 +270,14 @@ def test_grid_search_on_a_dask_cluster(digits):
         ]
     )
     search = GridSearchCV(pipe, {"featurizer__max_epochs": [1, 2]}, cv=2, scoring=labeled_scorer())
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with joblib.parallel_backend("dask"):
             search.fit(X, y)
         worker_threads = client.run(torch.get_num_threads)
     local = clone(search).fit(X, y)
     assert set(worker_threads.values()) == {1}
-    np.testing.assert_allclose(
-        search.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"], atol=0.03
-    )
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"], atol=0.03)
     assert search.best_estimator_[0].n_iter_ == search.best_params_["featurizer__max_epochs"]

@@ -1,25 +1,31 @@
-"""One module per pretext method: its views/targets, head, loss and estimator."""
+"""One module per pretext method: its views/targets, head, loss and estimator.
 
-from .barlow_twins import BarlowTwinsFeaturizer
-from .byol import BYOLFeaturizer
-from .colorization import ColorizationFeaturizer
-from .context_encoder import ContextEncoderFeaturizer
-from .counting import CountingFeaturizer
-from .cpc import CPCFeaturizer
-from .deepcluster import DeepClusterFeaturizer
-from .denoising import DenoisingAEFeaturizer
-from .dino import DINOFeaturizer
-from .exemplar import ExemplarFeaturizer
-from .jigsaw import JigsawFeaturizer
-from .mae import MAEFeaturizer
-from .moco import MoCoFeaturizer
-from .relative_position import RelativePositionFeaturizer
+Importing a module registers its method (:mod:`skssl.registry`); the order below is
+the order of the README's table (so the imports are not sorted).
+"""
+
+# isort: skip_file
+
 from .rotation import RotNetFeaturizer
-from .simclr import SimCLRFeaturizer
-from .simsiam import SimSiamFeaturizer
+from .jigsaw import JigsawFeaturizer
+from .relative_position import RelativePositionFeaturizer
+from .colorization import ColorizationFeaturizer
 from .split_brain import SplitBrainFeaturizer
-from .swav import SwAVFeaturizer
+from .context_encoder import ContextEncoderFeaturizer
+from .denoising import DenoisingAEFeaturizer
+from .exemplar import ExemplarFeaturizer
+from .counting import CountingFeaturizer
+from .simclr import SimCLRFeaturizer
+from .moco import MoCoFeaturizer
+from .byol import BYOLFeaturizer
+from .simsiam import SimSiamFeaturizer
+from .barlow_twins import BarlowTwinsFeaturizer
 from .vicreg import VICRegFeaturizer
+from .dino import DINOFeaturizer
+from .swav import SwAVFeaturizer
+from .deepcluster import DeepClusterFeaturizer
+from .cpc import CPCFeaturizer
+from .mae import MAEFeaturizer
 
 __all__ = [
     "BarlowTwinsFeaturizer",

@@ -17,45 +17,62 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from .. import augment
+from .._parameters import DeclaredParameters
 from ..backbones import pool
-from ..base import PretextTask
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer
+from ..task import PretextTask
 
-VIEW_CONSTRAINTS = {
-    "crop_scale": [tuple, list],
-    "flip_prob": [Interval(Real, 0, 1, closed="both")],
-    "jitter_strength": [Interval(Real, 0, 1, closed="both")],
-    "blur_prob": [Interval(Real, 0, 1, closed="both")],
-}
 
-VIEW_PARAMETERS_DOC = """\
-    crop_scale : tuple of 2 floats, default=(0.3, 1.0)
-        Range of the area fraction kept by the random resized crop.
-    flip_prob : float, default=0.0
-        Probability of a horizontal flip (0 suits digits and text, where a mirror
-        image is another symbol; 0.5 suits natural images).
-    jitter_strength : float, default=0.5
-        Colour jitter strength ``s`` of SimCLR: brightness, contrast and saturation
-        factors in ``[1 - 0.8 s, 1 + 0.8 s]``, hue shift up to ``0.2 s``.
-    blur_prob : float, default=0.0
-        Probability of a Gaussian blur per view."""
+class SimCLRViewParameters(DeclaredParameters):
+    """The parameters of :func:`simclr_view`, for every method that draws its views
+    (documented by the ``%(view_parameters)s`` docstring section)."""
+
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    flip_prob: float = 0.0
+    jitter_strength: float = 0.5
+    blur_prob: float = 0.0
+
+    _parameter_constraints = {
+        "crop_scale": [tuple, list],
+        "flip_prob": [Interval(Real, 0, 1, closed="both")],
+        "jitter_strength": [Interval(Real, 0, 1, closed="both")],
+        "blur_prob": [Interval(Real, 0, 1, closed="both")],
+    }
+
+
+class TwoViewFeaturizer(SimCLRViewParameters, BaseFeaturizer):
+    """What the methods that compare two SimCLR views of every image share: the view
+    parameters, their defaults of 50 epochs of batches of 256 (contrastive and
+    distillation losses want many views per batch), and small images enlarged to
+    ``MIN_WORKING_SIDE``."""
+
+    max_epochs: int = 50
+    batch_size: int = 256
+
+    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
+
+
+class MultiCropParameters(DeclaredParameters):
+    """Local crops besides the two global views (``%(multi_crop_parameters)s``)."""
+
+    n_local_crops: int = 0
+    local_crop_scale: tuple[float, float] = (0.1, 0.4)
+
+    _parameter_constraints = {
+        "n_local_crops": [Interval(Integral, 0, None, closed="left")],
+        "local_crop_scale": [tuple, list],
+    }
 
 
 def simclr_view(batch, generator, *, crop_scale, flip_prob, jitter_strength, blur_prob):
     """One random view: resized crop + flip, colour jitter, grayscale, blur [0]."""
     view = augment.random_resized_crop(batch, generator, scale=crop_scale, flip=flip_prob)
     s = jitter_strength
-    view = augment.color_jitter(
-        view, generator, brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=0.2 * s
-    )
+    view = augment.color_jitter(view, generator, brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=0.2 * s)
     view = augment.random_grayscale(view, generator, p=0.2)
     if blur_prob > 0:
         view = augment.gaussian_blur(view, generator, p=blur_prob)
     return view
-
-
-def _fill_view_docstring(cls):
-    cls.__doc__ = cls.__doc__.replace("%(view_parameters)s", VIEW_PARAMETERS_DOC.lstrip())
-    return cls
 
 
 def view_kwargs(featurizer):
@@ -80,7 +97,7 @@ class TwoViewTask(PretextTask):
         self.pool_how = pool_how
         self.view_kwargs = view_kwargs
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         batch = augment.resize(batch, self.backbone.in_shape[1:])  # small images work enlarged
         views = [simclr_view(batch, generator, **self.view_kwargs) for _ in range(2)]
         return torch.cat(views), None  # (2B, C, H, W): view a of every image, then view b
@@ -132,28 +149,6 @@ def cosine_momentum(base, progress):
     return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
-MULTI_CROP_CONSTRAINTS = {
-    "n_local_crops": [Interval(Integral, 0, None, closed="left")],
-    "local_crop_scale": [tuple, list],
-}
-
-MULTI_CROP_PARAMETERS_DOC = """\
-    n_local_crops : int, default=0
-        Extra small-area views per image, seen only by the prediction side
-        (SwAV's "multi-crop"; 6 in SwAV, 10 in DINO). They are resized back to the
-        full image size, like the global views: ``pool="flatten"`` needs one feature
-        size, and on images this small a lower resolution would save little. On
-        digits two local crops cost half as much again per epoch without improving
-        the linear probe (at 10 and 30 epochs), hence the default of none.
-    local_crop_scale : tuple of 2 floats, default=(0.1, 0.4)
-        Range of the area fraction kept by a local crop ((0.05, 0.4) in DINO)."""
-
-
-def _fill_multi_crop_docstring(cls):
-    cls.__doc__ = cls.__doc__.replace("%(multi_crop_parameters)s", MULTI_CROP_PARAMETERS_DOC.lstrip())
-    return cls
-
-
 class MultiCropTask(TwoViewTask):
     """Two global SimCLR views of every image, then ``n_local_crops`` local ones.
 
@@ -168,9 +163,7 @@ class MultiCropTask(TwoViewTask):
         super().__init__(backbone, pool_how, view_kwargs)
         low, high = local_crop_scale
         if not 0 < low <= high <= 1:
-            raise ValueError(
-                f"local_crop_scale must satisfy 0 < low <= high <= 1, got {local_crop_scale}."
-            )
+            raise ValueError(f"local_crop_scale must satisfy 0 < low <= high <= 1, got {local_crop_scale}.")
         self.n_local_crops = n_local_crops
         self.local_view_kwargs = {**view_kwargs, "crop_scale": (low, high)}
 
@@ -178,7 +171,7 @@ class MultiCropTask(TwoViewTask):
     def n_views(self):
         return 2 + self.n_local_crops
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         global_views, _ = super().views(batch, generator)  # (2B, C, H, W)
         batch = augment.resize(batch, self.backbone.in_shape[1:])
         local_views = [simclr_view(batch, generator, **self.local_view_kwargs) for _ in range(self.n_local_crops)]

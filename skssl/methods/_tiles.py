@@ -21,7 +21,7 @@ from torch import nn
 
 from ..augment import _resize_matrix, random_symmetry, resize
 from ..backbones import pool
-from ..base import PretextTask
+from ..task import PretextTask
 
 
 class TileGrid(NamedTuple):
@@ -189,9 +189,7 @@ class TileClassifierTask(PretextTask):
         self.backbone = backbone
         self.grid, self.symmetries = grid, symmetries
         _, height, width = backbone.in_shape
-        self.layout = tile_grid(
-            height, width, grid=self.grid, tile_fraction=self.tile_fraction, min_tile=self.min_tile
-        )
+        self.layout = tile_grid(height, width, grid=self.grid, tile_fraction=self.tile_fraction, min_tile=self.min_tile)
         n_features = tile_feature_size(backbone, self.layout, type(self).__name__)
         self.head = nn.Sequential(  # no batch norm: a batch may hold a single image
             nn.Linear(n_tiles * n_features, n_hidden),
@@ -203,7 +201,7 @@ class TileClassifierTask(PretextTask):
     def arrange(self, n, generator):
         """``(cells, targets)``: the cells (n, n_tiles) each image shows, in order, and the class (n,)."""
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         if self.symmetries:
             batch = random_symmetry(batch, generator)
         cells, targets = self.arrange(len(batch), generator)

@@ -8,10 +8,10 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..heads import projection_head
 from ..losses import barlow_twins_loss
-from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
-from .simclr import projection_head
+from ..registry import register_method
+from ._siamese import TwoViewFeaturizer, TwoViewTask, view_kwargs
 
 
 class BarlowTwinsTask(TwoViewTask):
@@ -34,9 +34,12 @@ class BarlowTwinsTask(TwoViewTask):
         return barlow_twins_loss(z_a, z_b, self.lambd)
 
 
-@_fill_docstring
-@_fill_view_docstring
-class BarlowTwinsFeaturizer(BaseFeaturizer):
+@register_method(
+    "barlow_twins",
+    task="cross-correlation of the two views towards the identity",
+    paper="Zbontar et al., ICML 2021",
+)
+class BarlowTwinsFeaturizer(TwoViewFeaturizer):
     """Redundancy-reduction features (Barlow Twins) as a scikit-learn transformer.
 
     Every image is augmented twice; the network learns embeddings whose dimensions
@@ -79,50 +82,18 @@ class BarlowTwinsFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    projection_dim: int = 128
+    lambd: float = 0.02
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
         "lambd": [Interval(Real, 0, None, closed="left")],
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        projection_dim=128,
-        lambd=0.02,
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return BarlowTwinsTask(
             backbone,
-            pool_how,
+            context.pool,
             projection_dim=self.projection_dim,
             lambd=self.lambd,
             view_kwargs=view_kwargs(self),

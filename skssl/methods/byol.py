@@ -9,18 +9,10 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..heads import projection_head
 from ..losses import normalized_mse
-from ._siamese import (
-    VIEW_CONSTRAINTS,
-    TwoViewTask,
-    _fill_view_docstring,
-    cosine_momentum,
-    ema_update,
-    frozen_copy,
-    view_kwargs,
-)
-from .simclr import projection_head
+from ..registry import register_method
+from ._siamese import TwoViewFeaturizer, TwoViewTask, cosine_momentum, ema_update, frozen_copy, view_kwargs
 
 
 class BYOLTask(TwoViewTask):
@@ -57,9 +49,12 @@ class BYOLTask(TwoViewTask):
         ema_update(self.target_projector, self.projector, tau)
 
 
-@_fill_docstring
-@_fill_view_docstring
-class BYOLFeaturizer(BaseFeaturizer):
+@register_method(
+    "byol",
+    task="predict a moving-average target network, no negatives",
+    paper="Grill et al., NeurIPS 2020",
+)
+class BYOLFeaturizer(TwoViewFeaturizer):
     """Bootstrap-your-own-latent features (BYOL) as a scikit-learn transformer.
 
     Every image is augmented twice; an online network with a predictor learns to
@@ -101,50 +96,18 @@ class BYOLFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    projection_dim: int = 128
+    momentum: float = 0.99
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        projection_dim=128,
-        momentum=0.99,
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return BYOLTask(
             backbone,
-            pool_how,
+            context.pool,
             projection_dim=self.projection_dim,
             momentum=self.momentum,
             view_kwargs=view_kwargs(self),

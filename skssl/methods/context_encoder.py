@@ -12,8 +12,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import augment
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
-from .denoising import mlp_decoder
+from ..base import BaseFeaturizer
+from ..heads import mlp_decoder
+from ..registry import register_method
+from ..task import PretextTask
 
 OVERLAP_WEIGHT = 10.0  # the paper's code weighs the predicted context band 10x the hole
 
@@ -57,7 +59,7 @@ class ContextEncoderTask(PretextTask):
         self.overlap = overlap
         self.decoder = mlp_decoder(backbone.pooled_size(pool_how), backbone.in_shape)
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         if self.mask == "center":
             hole = augment.center_mask(batch, area=self.mask_size)  # (B, 1, H, W)
         else:
@@ -80,7 +82,11 @@ class ContextEncoderTask(PretextTask):
         return weights
 
 
-@_fill_docstring
+@register_method(
+    "context_encoder",
+    task="paint in a masked region",
+    paper="Pathak et al., CVPR 2016",
+)
 class ContextEncoderFeaturizer(BaseFeaturizer):
     """Inpainting features (context encoder) as a scikit-learn transformer.
 
@@ -133,47 +139,22 @@ class ContextEncoderFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    mask: str = "random_blocks"
+    mask_size: float = 0.25
+    n_blocks: int = 4
+    overlap: int = 0
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "mask": [StrOptions({"random_blocks", "center"})],
         "mask_size": [Interval(Real, 0, 1, closed="right")],
         "n_blocks": [Interval(Integral, 1, None, closed="left")],
         "overlap": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        *,
-        mask="random_blocks",
-        mask_size=0.25,
-        n_blocks=4,
-        overlap=0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return ContextEncoderTask(
             backbone,
-            pool_how,
+            context.pool,
             mask=self.mask,
             mask_size=self.mask_size,
             n_blocks=self.n_blocks,

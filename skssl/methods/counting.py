@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import BaseFeaturizer
 from ..losses import counting_loss
+from ..registry import register_method
+from ..task import PretextTask
 from ._tiles import cut_tiles, resize_to_grid, tile_feature_size, tile_features, tile_grid
 
 # How the whole image is shrunk to a tile's size, drawn per image, so that the
@@ -55,7 +57,7 @@ class CountingTask(PretextTask):
             nn.ReLU(inplace=True),
         )
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         images = resize_to_grid(batch, self.layout)
         n = len(images)
         cells = torch.arange(4, device=images.device).expand(n, 4)
@@ -72,7 +74,11 @@ class CountingTask(PretextTask):
         return counting_loss(whole, tiles, whole.roll(1, dims=0), margin=self.margin)
 
 
-@_fill_docstring
+@register_method(
+    "counting",
+    task="the features of the four tiles add up to the whole image's",
+    paper="Noroozi et al., ICCV 2017",
+)
 class CountingFeaturizer(BaseFeaturizer):
     """Counting features as a scikit-learn transformer.
 
@@ -122,36 +128,11 @@ class CountingFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    margin: float = 10.0
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "margin": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(
-        self,
-        *,
-        margin=10.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return CountingTask(backbone, margin=self.margin)

@@ -15,8 +15,10 @@ from torch import nn
 
 from ..augment import resize
 from ..backbones import pool
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer
 from ..losses import cpc_info_nce
+from ..registry import register_method
+from ..task import PretextTask
 from ._tiles import normalize_tiles
 
 
@@ -118,7 +120,7 @@ class CPCTask(PretextTask):
         self.predictors = nn.Conv2d(context_dim, target_dim * len(offsets), kernel_size=1)  # W_k
         self.target_dim = target_dim
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         batch = resize(batch, self.size)  # small images: up to the grid's size
         return batch, None  # the patches are cut in loss, where the grid is needed
 
@@ -139,7 +141,7 @@ class CPCTask(PretextTask):
         candidates = self.targets(z).permute(0, 2, 3, 1).reshape(-1, dim)  # (B*R*Q, T), row-major
         index = torch.arange(len(candidates), device=z.device).view(n, rows, columns)
         for step, k in enumerate(self.offsets):
-            p = predicted[:, step * dim:(step + 1) * dim, : rows - k]  # (B, T, R-k, Q): from row i
+            p = predicted[:, step * dim : (step + 1) * dim, : rows - k]  # (B, T, R-k, Q): from row i
             positive = index[:, k:].reshape(-1)  # the target of row i + k, same column
             yield p.permute(0, 2, 3, 1).reshape(-1, dim), candidates, positive
 
@@ -148,7 +150,11 @@ class CPCTask(PretextTask):
         return sum(losses) / len(losses)
 
 
-@_fill_docstring
+@register_method(
+    "cpc",
+    task="predict the codes of patches below from the context above",
+    paper="van den Oord et al., 2018; Henaff et al., 2020",
+)
 class CPCFeaturizer(BaseFeaturizer):
     """Contrastive-predictive-coding features (CPC) as a scikit-learn transformer.
 
@@ -219,42 +225,17 @@ class CPCFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    n_predictions: int = 3
+    patch_size: str = "auto"
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "n_predictions": [Interval(Integral, 1, None, closed="left")],
         "patch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
     }
 
-    def __init__(
-        self,
-        *,
-        n_predictions=3,
-        patch_size="auto",
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
     _min_working_side = MIN_WORKING_SIDE
 
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         size, patch = self._grid(backbone)
         stride = (max(1, patch[0] // 2), max(1, patch[1] // 2))
         rows = (size[0] - patch[0]) // stride[0] + 1

@@ -18,7 +18,9 @@ from torch import nn
 from .. import augment
 from .._training import chunks, to_unit
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import BaseFeaturizer
+from ..registry import register_method
+from ..task import PretextTask
 
 MINIBATCH_ABOVE = 10_000  # images; above this, MiniBatchKMeans clusters in seconds, not minutes
 
@@ -150,20 +152,25 @@ class DeepClusterTask(PretextTask):
         weight.copy_(0.01 * draw)
         self.head.bias.zero_()
 
-    def views(self, batch, generator):
+    def start_training(self, images, value_range, generator):
+        """Forget the clusters of an earlier fit: ``warm_start`` may bring other images.
+        (A resumed run loads its own pseudo-labels after this.)"""
+        self.pseudo_labels = None
+
+    def views(self, batch, generator, targets=None):
         view = augment.random_resized_crop(batch, generator, scale=self.crop_scale, flip=self.flip_prob)
-        return view, None  # the targets are the pseudo-labels, which come from the loop
+        return view, targets  # the pseudo-labels, which start_epoch gave the loop
 
     def loss(self, inputs, targets):
         logits = self.head(self.features(inputs))  # (B, K)
         return F.cross_entropy(logits.float(), targets, weight=self.cluster_weights)
 
-    def forward(self, batch, generator, targets):
-        inputs, _ = self.views(batch, generator)
-        return self.loss(inputs, targets)
 
-
-@_fill_docstring
+@register_method(
+    "deepcluster",
+    task="classify k-means pseudo-labels, re-clustered every few epochs",
+    paper="Caron et al., ECCV 2018",
+)
 class DeepClusterFeaturizer(BaseFeaturizer):
     """DeepCluster features as a scikit-learn transformer.
 
@@ -227,8 +234,13 @@ class DeepClusterFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    n_clusters: int = 100
+    pca_dim: int = 32
+    reassign: int = 3
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip_prob: float = 0.0
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "pca_dim": [Interval(Integral, 1, None, closed="left")],
         "reassign": [Interval(Integral, 1, None, closed="left")],
@@ -236,50 +248,13 @@ class DeepClusterFeaturizer(BaseFeaturizer):
         "flip_prob": [Interval(Real, 0, 1, closed="both")],
     }
 
-    def __init__(
-        self,
-        *,
-        n_clusters=100,
-        pca_dim=32,
-        reassign=3,
-        crop_scale=(0.5, 1.0),
-        flip_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def fit(self, X, y=None):
-        if hasattr(self, "task_"):  # warm_start may bring other images: cluster afresh
-            self.task_.pseudo_labels = None
-        return super().fit(X, y)
-
-    fit.__doc__ = BaseFeaturizer.fit.__doc__
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         low, high = self.crop_scale
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}.")
         return DeepClusterTask(
             backbone,
-            pool_how,
+            context.pool,
             n_clusters=self.n_clusters,
             pca_dim=self.pca_dim,
             crop_scale=(low, high),

@@ -9,29 +9,19 @@ from numbers import Real
 
 import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch import nn
 
 from .. import augment
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import BaseFeaturizer
+from ..heads import mlp_decoder
+from ..registry import register_method
+from ..task import PretextTask
 
 CORRUPTIONS = {
     "gaussian": augment.gaussian_noise,  # noise_level is the noise std
     "masking": augment.mask_pixels,  # noise_level is the fraction of pixels zeroed
     "salt_pepper": augment.salt_pepper,  # noise_level is the fraction set to 0 or 1
 }
-
-
-def mlp_decoder(n_features, in_shape, n_hidden=512):
-    """An MLP from ``n_features`` features to a flat ``in_shape`` image in [0, 1]:
-    ``(N, n_features) -> (N, C*H*W)``."""
-    channels, height, width = in_shape
-    return nn.Sequential(
-        nn.Linear(n_features, n_hidden),
-        nn.ReLU(inplace=True),
-        nn.Linear(n_hidden, channels * height * width),
-        nn.Sigmoid(),  # clean images live in [0, 1]
-    )
 
 
 class DenoisingTask(PretextTask):
@@ -49,7 +39,7 @@ class DenoisingTask(PretextTask):
         self.noise_level = noise_level
         self.decoder = mlp_decoder(backbone.pooled_size(pool_how), backbone.in_shape, n_hidden)
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         return self.corrupt(batch, generator, **{self._level_name: self.noise_level}), batch
 
     def loss(self, inputs, targets):
@@ -61,7 +51,11 @@ class DenoisingTask(PretextTask):
         return "std" if self.corrupt is augment.gaussian_noise else "fraction"
 
 
-@_fill_docstring
+@register_method(
+    "denoising",
+    task="reconstruct the clean image from a corrupted one",
+    paper="Vincent et al., JMLR 2010",
+)
 class DenoisingAEFeaturizer(BaseFeaturizer):
     """Denoising-autoencoder features as a scikit-learn transformer.
 
@@ -100,43 +94,18 @@ class DenoisingAEFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    noise: str = "masking"
+    noise_level: float = 0.3
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "noise": [StrOptions(set(CORRUPTIONS))],
         "noise_level": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        *,
-        noise="masking",
-        noise_level=0.3,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         if self.noise != "gaussian" and self.noise_level > 1:
             raise ValueError(
                 f"noise_level is the fraction of corrupted pixels for noise={self.noise!r} "
                 f"and must be at most 1, got {self.noise_level}."
             )
-        return DenoisingTask(backbone, pool_how, noise=self.noise, noise_level=self.noise_level)
+        return DenoisingTask(backbone, context.pool, noise=self.noise, noise_level=self.noise_level)

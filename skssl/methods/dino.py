@@ -12,14 +12,12 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .. import _distributed
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from ..losses import dino_loss
+from ..registry import register_method
 from ._siamese import (
-    MULTI_CROP_CONSTRAINTS,
-    VIEW_CONSTRAINTS,
+    MultiCropParameters,
     MultiCropTask,
-    _fill_multi_crop_docstring,
-    _fill_view_docstring,
+    TwoViewFeaturizer,
     cosine_momentum,
     ema_update,
     frozen_copy,
@@ -44,7 +42,7 @@ class NormalizedLinear(nn.Module):
 
 
 def dino_head(n_features, n_hidden, n_bottleneck, out_dim):
-    """"a 3-layer multi-layer perceptron (MLP) with hidden dimension 2048 followed by ℓ2
+    """ "a 3-layer multi-layer perceptron (MLP) with hidden dimension 2048 followed by ℓ2
     normalization and a weight normalized fully connected layer with K dimensions" [0].
 
     With batch norm after the hidden layers (the authors' ``use_bn_in_head``): without
@@ -89,7 +87,9 @@ class DINOTask(MultiCropTask):
         n_local_crops,
         local_crop_scale,
     ):
-        super().__init__(backbone, pool_how, view_kwargs, n_local_crops=n_local_crops, local_crop_scale=local_crop_scale)
+        super().__init__(
+            backbone, pool_how, view_kwargs, n_local_crops=n_local_crops, local_crop_scale=local_crop_scale
+        )
         self.head = dino_head(backbone.pooled_size(pool_how), 256, 64, out_dim)  # 2048, 256 in [0]
         self.teacher_backbone = frozen_copy(backbone)
         self.teacher_head = frozen_copy(self.head)
@@ -134,10 +134,12 @@ class DINOTask(MultiCropTask):
         self.progress.fill_(progress)
 
 
-@_fill_docstring
-@_fill_view_docstring
-@_fill_multi_crop_docstring
-class DINOFeaturizer(BaseFeaturizer):
+@register_method(
+    "dino",
+    task="self-distillation with a centred, sharpened teacher",
+    paper="Caron et al., ICCV 2021",
+)
+class DINOFeaturizer(MultiCropParameters, TwoViewFeaturizer):
     """Self-distillation features (DINO) as a scikit-learn transformer.
 
     Every image is augmented into two global views and ``n_local_crops`` local ones. A
@@ -205,71 +207,35 @@ class DINOFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    out_dim: int = 256
+    student_temperature: float = 0.1
+    teacher_temperature: float = 0.04
+    teacher_warmup: float = 0.3
+    momentum: float = 0.99
+    center_momentum: float = 0.9
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "out_dim": [Interval(Integral, 1, None, closed="left")],
         "student_temperature": [Interval(Real, 0, None, closed="neither")],
         "teacher_temperature": [Interval(Real, 0, None, closed="neither"), tuple, list],
         "teacher_warmup": [Interval(Real, 0, 1, closed="both")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "center_momentum": [Interval(Real, 0, 1, closed="both")],
-        **MULTI_CROP_CONSTRAINTS,
-        **VIEW_CONSTRAINTS,
     }
-
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        out_dim=256,
-        student_temperature=0.1,
-        teacher_temperature=0.04,
-        teacher_warmup=0.3,
-        momentum=0.99,
-        center_momentum=0.9,
-        n_local_crops=0,
-        local_crop_scale=(0.1, 0.4),
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
 
     def _teacher_temperatures(self):
         value = self.teacher_temperature
         pair = (value, value) if isinstance(value, Real) else tuple(value)
         if len(pair) != 2 or not all(isinstance(t, Real) and t > 0 for t in pair):
             raise ValueError(
-                f"teacher_temperature must be a positive float or a pair (start, end) of "
-                f"them, got {value!r}."
+                f"teacher_temperature must be a positive float or a pair (start, end) of them, got {value!r}."
             )
         return float(pair[0]), float(pair[1])
 
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return DINOTask(
             backbone,
-            pool_how,
+            context.pool,
             out_dim=self.out_dim,
             student_temperature=self.student_temperature,
             teacher_temperature=self._teacher_temperatures(),

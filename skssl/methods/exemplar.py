@@ -12,10 +12,12 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import BaseFeaturizer
+from ..heads import projection_head
 from ..losses import triplet_loss
-from ._siamese import VIEW_CONSTRAINTS, simclr_view, view_kwargs
-from .simclr import projection_head
+from ..registry import register_method
+from ..task import PretextTask
+from ._siamese import SimCLRViewParameters, simclr_view, view_kwargs
 
 
 class ExemplarTask(PretextTask):
@@ -38,7 +40,7 @@ class ExemplarTask(PretextTask):
         self.view_kwargs = view_kwargs
         self.head = projection_head(backbone.pooled_size(pool_how), 512, embedding_dim)
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         views = [simclr_view(batch, generator, **self.view_kwargs) for _ in range(self.n_views)]
         labels = torch.arange(len(batch), device=batch.device).repeat(self.n_views)  # (V*B,)
         return torch.cat(views), labels  # (V*B, C, H, W): view 1 of every image, then view 2, ...
@@ -48,8 +50,12 @@ class ExemplarTask(PretextTask):
         return triplet_loss(z, labels, margin=self.margin, mining=self.mining)
 
 
-@_fill_docstring
-class ExemplarFeaturizer(BaseFeaturizer):
+@register_method(
+    "exemplar",
+    task="every image its own class under heavy augmentation, triplet loss",
+    paper="Dosovitskiy et al., NeurIPS 2014",
+)
+class ExemplarFeaturizer(SimCLRViewParameters, BaseFeaturizer):
     """Exemplar features (each image its own class) as a scikit-learn transformer.
 
     Every training image is augmented ``n_views`` times; a triplet loss pulls the
@@ -110,52 +116,23 @@ class ExemplarFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    n_views: int = 4
+    margin: float = 0.5
+    mining: str = "semi_hard"
+    embedding_dim: int = 128
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "n_views": [Interval(Integral, 2, None, closed="left")],
         "margin": [Interval(Real, 0, None, closed="left")],
         "mining": [StrOptions({"semi_hard", "batch_hard"})],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        **VIEW_CONSTRAINTS,
     }
 
-    def __init__(
-        self,
-        *,
-        n_views=4,
-        margin=0.5,
-        mining="semi_hard",
-        embedding_dim=128,
-        crop_scale=(0.2, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return ExemplarTask(
             backbone,
-            pool_how,
+            context.pool,
             n_views=self.n_views,
             embedding_dim=self.embedding_dim,
             margin=self.margin,

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer
+from ..registry import register_method
 from ._tiles import TileClassifierTask
 
 MAX_PERMUTATIONS = 1000  # the largest set of [0]; the greedy search grows with it
@@ -93,9 +94,7 @@ class JigsawTask(TileClassifierTask):
     def __init__(self, backbone, n_permutations, grid=3, symmetries=False):
         n_tiles = grid * grid
         n_permutations = min(n_permutations, math.factorial(n_tiles))
-        super().__init__(
-            backbone, grid=grid, n_tiles=n_tiles, n_classes=n_permutations, symmetries=symmetries
-        )
+        super().__init__(backbone, grid=grid, n_tiles=n_tiles, n_classes=n_permutations, symmetries=symmetries)
         first = int(torch.randint(math.factorial(n_tiles), ()))  # uniform, as in [0]
         permutations = maximal_hamming_permutations(n_permutations, first, n_tiles)
         self.register_buffer("permutations", torch.from_numpy(permutations.astype(np.int64)))
@@ -105,7 +104,11 @@ class JigsawTask(TileClassifierTask):
         return self.permutations[targets], targets  # (B, tiles): position i shows cell permutation[i]
 
 
-@_fill_docstring
+@register_method(
+    "jigsaw",
+    task="put a shuffled 3x3 grid of tiles back in order (2x2 on images under 16 pixels)",
+    paper="Noroozi & Favaro, ECCV 2016",
+)
 class JigsawFeaturizer(BaseFeaturizer):
     """Jigsaw-puzzle features (context-free network) as a scikit-learn transformer.
 
@@ -169,39 +172,14 @@ class JigsawFeaturizer(BaseFeaturizer):
     torch.Size([24, 4])
     """
 
+    n_permutations: int = 100
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "n_permutations": [Interval(Integral, 2, MAX_PERMUTATIONS, closed="both")],
     }
 
-    def __init__(
-        self,
-        *,
-        n_permutations=100,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
     _min_working_side = MIN_WORKING_SIDE
 
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         small = self._is_enlarged()
         return JigsawTask(backbone, self.n_permutations, grid=2 if small else 3, symmetries=small)

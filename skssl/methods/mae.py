@@ -11,8 +11,10 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ..backbones import Block, PatchEmbed, TokenNorm, grid_positions, init_vit_weights
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import BaseFeaturizer
 from ..losses import _in_float32
+from ..registry import register_method
+from ..task import PretextTask
 
 
 def patchify(images, patch_size):
@@ -112,8 +114,7 @@ class MAETask(PretextTask):
             )
         if decoder_dim % decoder_heads:
             raise ValueError(
-                f"decoder_dim must be a multiple of {decoder_heads} (the decoder's heads), "
-                f"got {decoder_dim}."
+                f"decoder_dim must be a multiple of {decoder_heads} (the decoder's heads), got {decoder_dim}."
             )
         self.backbone = backbone
         self.mask_ratio = mask_ratio
@@ -131,7 +132,7 @@ class MAETask(PretextTask):
         init_vit_weights(nn.ModuleList([self.decoder_embed, self.decoder, self.decoder_pred]))
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         n_patches = self.grid[0] * self.grid[1]
         return batch, random_shuffle(len(batch), n_patches, generator, batch.device)
 
@@ -157,7 +158,11 @@ class MAETask(PretextTask):
         return masked_patch_loss(prediction, patchify(images, self.patch_size), mask, self.norm_pix_loss)
 
 
-@_fill_docstring
+@register_method(
+    "mae",
+    task="reconstruct masked patches with a ViT encoder",
+    paper="He et al., CVPR 2022",
+)
 class MAEFeaturizer(BaseFeaturizer):
     """Masked-autoencoder features (MAE) as a scikit-learn transformer.
 
@@ -222,44 +227,21 @@ class MAEFeaturizer(BaseFeaturizer):
     (100, 192)
     """
 
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = False
+    decoder_dim: int = 128
+    decoder_depth: int = 2
+    backbone: str | type | torch.nn.Module = "vit_tiny"
+    max_epochs: int = 100
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "mask_ratio": [Interval(Real, 0, 1, closed="neither")],
         "norm_pix_loss": ["boolean"],
         "decoder_dim": [Interval(Integral, 1, None, closed="left")],
         "decoder_depth": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        *,
-        mask_ratio=0.75,
-        norm_pix_loss=False,
-        decoder_dim=128,
-        decoder_depth=2,
-        backbone="vit_tiny",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=100,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return MAETask(
             backbone,
             mask_ratio=self.mask_ratio,

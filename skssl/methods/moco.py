@@ -13,17 +13,10 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 
 from .._distributed import gather
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..heads import projection_head
 from ..losses import info_nce
-from ._siamese import (
-    VIEW_CONSTRAINTS,
-    TwoViewTask,
-    _fill_view_docstring,
-    ema_update,
-    frozen_copy,
-    view_kwargs,
-)
-from .simclr import projection_head
+from ..registry import register_method
+from ._siamese import TwoViewFeaturizer, TwoViewTask, ema_update, frozen_copy, view_kwargs
 
 
 class MoCoTask(TwoViewTask):
@@ -33,13 +26,13 @@ class MoCoTask(TwoViewTask):
     of the current mini-batch are enqueued, and the oldest are dequeued" [0]; the key
     encoder follows the query encoder by "θk ← mθk + (1 − m)θq" [0]. The MLP head and
     the augmentations are MoCo v2's [1]. Each view is the query of the other's key (the
-    symmetrised loss) and both views' keys join the queue after the optimizer step.
+    symmetrised loss) and both views' keys join the queue once the loss has read it.
     One device means no shuffled batch norm: the key encoder sees the same batch as
     the query encoder (on digits the features still beat random ones clearly).
     """
 
     def __init__(
-        self, backbone, pool_how, *, projection_dim, temperature, momentum, queue_size, view_kwargs
+        self, backbone, pool_how, *, projection_dim, temperature, momentum, queue_size, queue_length, view_kwargs
     ):
         super().__init__(backbone, pool_how, view_kwargs)
         self.head = projection_head(backbone.pooled_size(pool_how), 512, projection_dim)
@@ -51,8 +44,7 @@ class MoCoTask(TwoViewTask):
         queue = F.normalize(torch.randn(queue_size, projection_dim), dim=1)  # (K, D)
         self.register_buffer("queue", queue)
         self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
-        self.queue_length = queue_size  # keys in use (<= K), fixed per fit
-        self._new_keys = None
+        self.queue_length = queue_length  # keys in use (<= K), fixed per fit
 
     def get_extra_state(self):
         return torch.tensor(self.queue_length)  # saved with the weights: a tensor, not pickle
@@ -67,28 +59,32 @@ class MoCoTask(TwoViewTask):
             k = F.normalize(k.float(), dim=1)
         q_a, q_b = q.chunk(2)
         k_a, k_b = k.chunk(2)
-        negatives = self.queue[: self.queue_length]  # (L, D)
-        self._new_keys = gather(k)  # every process's keys; enqueued in after_step, when
-        # the gradient no longer needs the queue
+        negatives = self.queue[: self.queue_length].clone()  # (L, D); the backward pass reads it
+        self.enqueue(gather(k))  # every process's keys
         t = self.temperature
         return (info_nce(q_a, k_b, negatives, t) + info_nce(q_b, k_a, negatives, t)) / 2
+
+    @torch.no_grad()
+    def enqueue(self, keys):
+        """Replace the oldest keys in use by ``keys`` ``(n, D)`` (the last L if n > L)."""
+        keys = keys[-self.queue_length :]  # (n, D), n <= L
+        offsets = torch.arange(len(keys), device=keys.device)
+        slots = (self.queue_pointer + offsets) % self.queue_length  # (n,)
+        self.queue.index_copy_(0, slots, keys)
+        self.queue_pointer.copy_((self.queue_pointer + len(keys)) % self.queue_length)
 
     @torch.no_grad()
     def after_step(self, progress):
         ema_update(self.key_backbone, self.backbone, self.momentum)
         ema_update(self.key_head, self.head, self.momentum)
-        if self._new_keys is not None:
-            keys = self._new_keys[-self.queue_length:]  # (n, D), n <= L
-            offsets = torch.arange(len(keys), device=keys.device)
-            slots = (self.queue_pointer + offsets) % self.queue_length  # (n,)
-            self.queue.index_copy_(0, slots, keys)
-            self.queue_pointer.copy_((self.queue_pointer + len(keys)) % self.queue_length)
-            self._new_keys = None
 
 
-@_fill_docstring
-@_fill_view_docstring
-class MoCoFeaturizer(BaseFeaturizer):
+@register_method(
+    "moco",
+    task="momentum key encoder and a queue of negatives",
+    paper="He et al., CVPR 2020",
+)
+class MoCoFeaturizer(TwoViewFeaturizer):
     """Momentum-contrast features (MoCo v2) as a scikit-learn transformer.
 
     Every image is augmented twice; the network learns to match each view with the
@@ -138,62 +134,27 @@ class MoCoFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    temperature: float = 0.2
+    projection_dim: int = 128
+    momentum: float = 0.99
+    queue_size: int = 4096
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "queue_size": [Interval(Integral, 1, None, closed="left")],
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        temperature=0.2,
-        projection_dim=128,
-        momentum=0.99,
-        queue_size=4096,
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return MoCoTask(
             backbone,
-            pool_how,
+            context.pool,
             projection_dim=self.projection_dim,
             temperature=self.temperature,
             momentum=self.momentum,
             queue_size=self.queue_size,
+            # capped at the training set; a rebuilt task gets its length from the file
+            queue_length=min(self.queue_size, context.n_images or self.queue_size),
             view_kwargs=view_kwargs(self),
         )
-
-    def _initial_task(self, images, data, device, seed):
-        task = super()._initial_task(images, data, device, seed)
-        task.queue_length = min(self.queue_size, len(images))
-        return task

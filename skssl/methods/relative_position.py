@@ -6,7 +6,8 @@
 
 import torch
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer
+from ..registry import register_method
 from ._tiles import TileClassifierTask
 
 CENTRE = 4  # the middle cell of a 3x3 grid, numbered row by row
@@ -61,7 +62,11 @@ class RelativePositionTask(TileClassifierTask):
         return chosen[:, :2], chosen[:, 2]  # (B, 2) cells, (B,) classes
 
 
-@_fill_docstring
+@register_method(
+    "relative_position",
+    task="tell where a neighbouring patch lies relative to the centre one",
+    paper="Doersch et al., ICCV 2015",
+)
 class RelativePositionFeaturizer(BaseFeaturizer):
     """Context-prediction (relative patch position) features as a scikit-learn transformer.
 
@@ -113,35 +118,8 @@ class RelativePositionFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
-    _parameter_constraints = {**BaseFeaturizer._parameter_constraints}
-
-    def __init__(
-        self,
-        *,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
     _min_working_side = MIN_WORKING_SIDE
 
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         small = self._is_enlarged()
         return RelativePositionTask(backbone, grid=2 if small else 3, symmetries=small)

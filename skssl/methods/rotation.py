@@ -10,7 +10,9 @@ from torch import nn
 
 from ..augment import resize
 from ..backbones import pool
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer
+from ..registry import register_method
+from ..task import PretextTask
 
 
 class RotationTask(PretextTask):
@@ -29,7 +31,7 @@ class RotationTask(PretextTask):
         n_features = backbone.pooled_size(pool_how)
         self.head = nn.Linear(n_features, n_rotations)
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         batch = resize(batch, self.backbone.in_shape[1:])  # small images work enlarged
         quarter_turns = range(0, 4, 4 // self.n_rotations)  # (0, 1, 2, 3) or (0, 2)
         inputs = torch.cat([torch.rot90(batch, k, dims=(2, 3)) for k in quarter_turns])  # (R*B, C, H, W)
@@ -41,7 +43,11 @@ class RotationTask(PretextTask):
         return F.cross_entropy(logits, targets)
 
 
-@_fill_docstring
+@register_method(
+    "rotnet",
+    task="predict the rotation (0, 90, 180 or 270 degrees)",
+    paper="Gidaris et al., ICLR 2018",
+)
 class RotNetFeaturizer(BaseFeaturizer):
     """Rotation-prediction features (RotNet) as a scikit-learn transformer.
 
@@ -83,38 +89,13 @@ class RotNetFeaturizer(BaseFeaturizer):
     (100, 128)
     """
 
-    _parameter_constraints = {**BaseFeaturizer._parameter_constraints}
-
-    def __init__(
-        self,
-        *,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=48,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
+    batch_size: int = 48
 
     _min_working_side = MIN_WORKING_SIDE
 
     def _auto_layer(self, stage_names):
         return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
 
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         _, height, width = self.image_shape_
-        return RotationTask(backbone, pool_how, n_rotations=4 if height == width else 2)
+        return RotationTask(backbone, context.pool, n_rotations=4 if height == width else 2)

@@ -7,22 +7,12 @@
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
-from torch import nn
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
 from .._distributed import gather_with_grad
+from ..heads import projection_head
 from ..losses import nt_xent
-from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
-
-
-def projection_head(n_features, n_hidden, n_out):
-    """The MLP ``g`` of [0]: "a MLP with one hidden layer" between features and loss."""
-    return nn.Sequential(
-        nn.Linear(n_features, n_hidden),
-        nn.BatchNorm1d(n_hidden),
-        nn.ReLU(inplace=True),
-        nn.Linear(n_hidden, n_out),
-    )
+from ..registry import register_method
+from ._siamese import TwoViewFeaturizer, TwoViewTask, view_kwargs
 
 
 class SimCLRTask(TwoViewTask):
@@ -40,9 +30,12 @@ class SimCLRTask(TwoViewTask):
         return nt_xent(gather_with_grad(z_a), gather_with_grad(z_b), self.temperature)
 
 
-@_fill_docstring
-@_fill_view_docstring
-class SimCLRFeaturizer(BaseFeaturizer):
+@register_method(
+    "simclr",
+    task="agree across two augmented views, NT-Xent loss",
+    paper="Chen et al., ICML 2020",
+)
+class SimCLRFeaturizer(TwoViewFeaturizer):
     """Contrastive features (SimCLR) as a scikit-learn transformer.
 
     Every image is augmented twice; the network learns to match each view with its
@@ -80,50 +73,18 @@ class SimCLRFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    temperature: float = 0.5
+    projection_dim: int = 128
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        temperature=0.5,
-        projection_dim=128,
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return SimCLRTask(
             backbone,
-            pool_how,
+            context.pool,
             projection_dim=self.projection_dim,
             temperature=self.temperature,
             view_kwargs=view_kwargs(self),

@@ -8,10 +8,10 @@ from numbers import Integral
 
 from sklearn.utils._param_validation import Interval
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..heads import projection_head
 from ..losses import negative_cosine
-from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
-from .simclr import projection_head
+from ..registry import register_method
+from ._siamese import TwoViewFeaturizer, TwoViewTask, view_kwargs
 
 
 class SimSiamTask(TwoViewTask):
@@ -38,9 +38,12 @@ class SimSiamTask(TwoViewTask):
         return (negative_cosine(p_a, z_b) + negative_cosine(p_b, z_a)) / 2  # z detached inside
 
 
-@_fill_docstring
-@_fill_view_docstring
-class SimSiamFeaturizer(BaseFeaturizer):
+@register_method(
+    "simsiam",
+    task="a predictor and a stop-gradient, no momentum encoder",
+    paper="Chen & He, CVPR 2021",
+)
+class SimSiamFeaturizer(TwoViewFeaturizer):
     """Simple-Siamese features (SimSiam) as a scikit-learn transformer.
 
     Every image is augmented twice; a predictor MLP learns to map one view's projection
@@ -75,45 +78,11 @@ class SimSiamFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    projection_dim: int = 128
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        projection_dim=128,
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
-        return SimSiamTask(
-            backbone, pool_how, projection_dim=self.projection_dim, view_kwargs=view_kwargs(self)
-        )
+    def _build_task(self, backbone, context):
+        return SimSiamTask(backbone, context.pool, projection_dim=self.projection_dim, view_kwargs=view_kwargs(self))

@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import pool
-from ..base import BaseFeaturizer, PretextTask, _fill_docstring
+from ..base import BaseFeaturizer
 from ..color import ab_bins, quantize_ab, quantize_unit, rgb_to_lab
-from .colorization import CellDecoder, ColorSpaceMixin, check_batch_norm_can_train, split_halves, target_grid
+from ..registry import register_method
+from ..task import PretextTask
+from ._color_space import CellDecoder, ColorSpaceMixin, check_batch_norm_can_train, split_halves, target_grid
 
 N_VALUE_BINS = 50  # L (and gray levels) as 50 classes of equal width, as [0] does for L
 
@@ -40,11 +42,11 @@ class SplitBrainTask(PretextTask):
         sizes = backbone.branch_pooled_sizes(pool_how)
         self.decoders = nn.ModuleList([CellDecoder(n, k, self.grid) for n, k in zip(sizes, n_classes)])
 
-    def start_epoch(self, images, value_range, generator):
+    def start_training(self, images, value_range, generator):
         check_batch_norm_can_train(self.backbone, len(images), "SplitBrainFeaturizer")
         return None
 
-    def views(self, batch, generator):
+    def views(self, batch, generator, targets=None):
         if self.backbone.split == "lab":
             lab = F.adaptive_avg_pool2d(rgb_to_lab(batch), self.grid)  # (B, 3, h, w)
             return batch, [quantize_ab(lab[:, 1:]), quantize_unit(lab[:, 0] / 100, N_VALUE_BINS)]
@@ -61,7 +63,11 @@ class SplitBrainTask(PretextTask):
         return total
 
 
-@_fill_docstring
+@register_method(
+    "split_brain",
+    task="two networks predict each other's channels",
+    paper="Zhang et al., CVPR 2017",
+)
 class SplitBrainFeaturizer(ColorSpaceMixin, BaseFeaturizer):
     """Split-brain autoencoder features as a scikit-learn transformer.
 
@@ -108,35 +114,8 @@ class SplitBrainFeaturizer(ColorSpaceMixin, BaseFeaturizer):
     (100, 128)
     """
 
-    _parameter_constraints = {**BaseFeaturizer._parameter_constraints}
-
-    def __init__(
-        self,
-        *,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=30,
-        batch_size=64,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
     def _split(self):
         return "lab" if self.image_shape_[0] == 3 else "halves"
 
-    def _build_task(self, backbone, pool_how):
-        return SplitBrainTask(backbone, pool_how)
+    def _build_task(self, backbone, context):
+        return SplitBrainTask(backbone, context.pool)

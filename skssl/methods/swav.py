@@ -12,17 +12,10 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .. import _distributed
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..heads import projection_head
 from ..losses import sinkhorn_knopp, swav_loss
-from ._siamese import (
-    MULTI_CROP_CONSTRAINTS,
-    VIEW_CONSTRAINTS,
-    MultiCropTask,
-    _fill_multi_crop_docstring,
-    _fill_view_docstring,
-    view_kwargs,
-)
-from .simclr import projection_head
+from ..registry import register_method
+from ._siamese import MultiCropParameters, MultiCropTask, TwoViewFeaturizer, view_kwargs
 
 
 class SwAVTask(MultiCropTask):
@@ -50,7 +43,9 @@ class SwAVTask(MultiCropTask):
         n_local_crops,
         local_crop_scale,
     ):
-        super().__init__(backbone, pool_how, view_kwargs, n_local_crops=n_local_crops, local_crop_scale=local_crop_scale)
+        super().__init__(
+            backbone, pool_how, view_kwargs, n_local_crops=n_local_crops, local_crop_scale=local_crop_scale
+        )
         self.head = projection_head(backbone.pooled_size(pool_how), 512, projection_dim)
         self.prototypes = nn.Linear(projection_dim, n_prototypes, bias=False)
         with torch.no_grad():
@@ -84,7 +79,9 @@ class SwAVTask(MultiCropTask):
                 global_scores = torch.cat([queued, global_scores], dim=1)  # (2, L + B, K)
         codes = torch.stack(
             [
-                sinkhorn_knopp(s, self.epsilon, self.sinkhorn_iterations)[-world_size * batch:][rank * batch:(rank + 1) * batch]
+                sinkhorn_knopp(s, self.epsilon, self.sinkhorn_iterations)[-world_size * batch :][
+                    rank * batch : (rank + 1) * batch
+                ]
                 for s in global_scores
             ]
         )  # (2, B, K)
@@ -101,10 +98,12 @@ class SwAVTask(MultiCropTask):
             self._new_embeddings = None
 
 
-@_fill_docstring
-@_fill_view_docstring
-@_fill_multi_crop_docstring
-class SwAVFeaturizer(BaseFeaturizer):
+@register_method(
+    "swav",
+    task="swapped prediction of Sinkhorn-Knopp cluster assignments",
+    paper="Caron et al., NeurIPS 2020",
+)
+class SwAVFeaturizer(MultiCropParameters, TwoViewFeaturizer):
     """Swapped-assignment features (SwAV) as a scikit-learn transformer.
 
     Every image is augmented into two global views and ``n_local_crops`` local ones,
@@ -164,61 +163,26 @@ class SwAVFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    n_prototypes: int = 30
+    temperature: float = 0.1
+    epsilon: float = 0.05
+    sinkhorn_iterations: int = 3
+    queue_size: int = 0
+    projection_dim: int = 128
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "n_prototypes": [Interval(Integral, 1, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "sinkhorn_iterations": [Interval(Integral, 1, None, closed="left")],
         "queue_size": [Interval(Integral, 0, None, closed="left")],
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
-        **MULTI_CROP_CONSTRAINTS,
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        n_prototypes=30,
-        temperature=0.1,
-        epsilon=0.05,
-        sinkhorn_iterations=3,
-        queue_size=0,
-        projection_dim=128,
-        n_local_crops=0,
-        local_crop_scale=(0.1, 0.4),
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return SwAVTask(
             backbone,
-            pool_how,
+            context.pool,
             projection_dim=self.projection_dim,
             n_prototypes=self.n_prototypes,
             temperature=self.temperature,

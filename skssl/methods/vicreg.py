@@ -8,10 +8,10 @@ from numbers import Integral, Real
 
 from sklearn.utils._param_validation import Interval
 
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer, _fill_docstring
+from ..heads import projection_head
 from ..losses import vicreg_loss
-from ._siamese import VIEW_CONSTRAINTS, TwoViewTask, _fill_view_docstring, view_kwargs
-from .simclr import projection_head
+from ..registry import register_method
+from ._siamese import TwoViewFeaturizer, TwoViewTask, view_kwargs
 
 
 class VICRegTask(TwoViewTask):
@@ -35,9 +35,12 @@ class VICRegTask(TwoViewTask):
         return vicreg_loss(z_a, z_b, *self.coefficients)
 
 
-@_fill_docstring
-@_fill_view_docstring
-class VICRegFeaturizer(BaseFeaturizer):
+@register_method(
+    "vicreg",
+    task="variance, invariance and covariance terms",
+    paper="Bardes et al., ICLR 2022",
+)
+class VICRegFeaturizer(TwoViewFeaturizer):
     """Variance-invariance-covariance features (VICReg) as a scikit-learn transformer.
 
     Every image is augmented twice; the network learns embeddings that agree across
@@ -80,54 +83,22 @@ class VICRegFeaturizer(BaseFeaturizer):
     (100, 64)
     """
 
+    projection_dim: int = 128
+    sim_coeff: float = 25.0
+    std_coeff: float = 25.0
+    cov_coeff: float = 1.0
+
     _parameter_constraints = {
-        **BaseFeaturizer._parameter_constraints,
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
         "sim_coeff": [Interval(Real, 0, None, closed="left")],
         "std_coeff": [Interval(Real, 0, None, closed="left")],
         "cov_coeff": [Interval(Real, 0, None, closed="left")],
-        **VIEW_CONSTRAINTS,
     }
 
-    _min_working_side = MIN_WORKING_SIDE  # images under 16 pixels work enlarged
-
-    def __init__(
-        self,
-        *,
-        projection_dim=128,
-        sim_coeff=25.0,
-        std_coeff=25.0,
-        cov_coeff=1.0,
-        crop_scale=(0.3, 1.0),
-        flip_prob=0.0,
-        jitter_strength=0.5,
-        blur_prob=0.0,
-        backbone="small_cnn",
-        backbone_kwargs=None,
-        layer="auto",
-        pool="auto",
-        max_epochs=50,
-        batch_size=256,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        device="auto",
-        precision="auto",
-        compile=False,
-        image_shape=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        tol=1e-4,
-        n_iter_no_change=None,
-        checkpoint_dir=None,
-        checkpoint_every=1,
-    ):
-        self._store_parameters(locals())
-
-    def _build_task(self, backbone, pool_how):
+    def _build_task(self, backbone, context):
         return VICRegTask(
             backbone,
-            pool_how,
+            context.pool,
             projection_dim=self.projection_dim,
             coefficients=(self.sim_coeff, self.std_coeff, self.cov_coeff),
             view_kwargs=view_kwargs(self),

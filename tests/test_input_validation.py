@@ -12,14 +12,13 @@ from hypothesis.extra import numpy as hnp
 from sklearn.exceptions import NotFittedError
 
 import skssl
-from skssl import BaseFeaturizer, DenoisingAEFeaturizer, RandomFeaturizer, RotNetFeaturizer
+from skssl import DenoisingAEFeaturizer, RotNetFeaturizer
+from skssl.registry import METHODS
 
-FEATURIZERS = [  # every trainable featurizer skssl exports
-    cls
-    for cls in map(skssl.__dict__.get, skssl.__all__)
-    if isinstance(cls, type) and issubclass(cls, BaseFeaturizer) and cls not in (BaseFeaturizer, RandomFeaturizer)
-]
-TINY = dict(max_epochs=1, batch_size=8, device="cpu", random_state=0)
+from _testing import fit_settings
+
+FEATURIZERS = [method.estimator for method in METHODS.values()]  # every registered method
+TINY = fit_settings(1, 8)
 GOOD = np.random.default_rng(0).random((16, 64))
 NEEDS_COLOUR = (skssl.ColorizationFeaturizer,)
 
@@ -29,6 +28,7 @@ def _as_input_for(cls, X):
     if cls not in NEEDS_COLOUR:
         return X
     return np.repeat(np.asarray(X).reshape(len(X), -1)[..., None], 3, axis=-1).reshape(len(X), -1)
+
 
 BAD_X = [
     ("nan", np.where(np.eye(16, 64) > 0, np.nan, GOOD), {}, ValueError, "NaN"),
@@ -145,4 +145,3 @@ def test_fuzzed_inputs_are_accepted_or_refused_clearly(X):
         if np.isfinite(X.astype(np.float64)).all():
             assert np.isfinite(features).all()
     np.testing.assert_array_equal(X, before)
-

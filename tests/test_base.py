@@ -1,4 +1,5 @@
-"""Behaviour shared by every featurizer: determinism, persistence, composition."""
+"""What BaseFeaturizer gives every featurizer: determinism, persistence, composition,
+layers and pooling, backbones, image layouts and sizes, parameter and device errors."""
 
 import pickle
 
@@ -7,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -23,13 +23,14 @@ from skssl import (
 )
 from skssl.backbones import pool
 
+from _testing import TINY
+
 FEATURIZERS = [RotNetFeaturizer, SimCLRFeaturizer, DenoisingAEFeaturizer]
-TINY = dict(max_epochs=1, batch_size=32, device="cpu", random_state=0)
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits(digits):
+    X, y = digits
     return X[:160], y[:160]
 
 
@@ -142,7 +143,10 @@ class TinyNet(nn.Sequential):
 def test_backbones(backbone, backbone_kwargs, n_features, digits):
     X, _ = digits
     featurizer = SimCLRFeaturizer(
-        **{**TINY, "batch_size": 8}, backbone=backbone, backbone_kwargs=backbone_kwargs, pool="flatten" if backbone is TinyNet else "auto"
+        **{**TINY, "batch_size": 8},
+        backbone=backbone,
+        backbone_kwargs=backbone_kwargs,
+        pool="flatten" if backbone is TinyNet else "auto",
     ).fit(X[:16])
     assert featurizer.transform(X[:3]).shape == (3, n_features)
 
@@ -162,9 +166,7 @@ def test_colour_images_in_any_layout(cls):
     nhwc = rng.integers(0, 256, size=(24, 12, 12, 3), dtype=np.uint8)
     featurizer = cls(**{**TINY, "batch_size": 8}).fit(nhwc)
     assert featurizer.image_shape_ == (3, 12, 12) and featurizer.value_range_ == (0.0, 255.0)
-    np.testing.assert_array_equal(
-        featurizer.transform(nhwc), featurizer.transform(nhwc.transpose(0, 3, 1, 2))
-    )
+    np.testing.assert_array_equal(featurizer.transform(nhwc), featurizer.transform(nhwc.transpose(0, 3, 1, 2)))
     np.testing.assert_array_equal(featurizer.transform(nhwc), featurizer.transform(nhwc.reshape(24, -1)))
 
 

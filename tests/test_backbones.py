@@ -18,7 +18,12 @@ def test_vit_tiny_is_a_named_backbone():
     assert "vit_tiny" in BACKBONES
     stages = build_stages("vit_tiny", (1, 8, 8))
     assert [name for name, _ in stages.named_children()] == [
-        "patch_embed", "block1", "block2", "block3", "block4", "norm"
+        "patch_embed",
+        "block1",
+        "block2",
+        "block3",
+        "block4",
+        "norm",
     ]
 
 
