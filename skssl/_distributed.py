@@ -104,6 +104,21 @@ def wrap(task):
     return torch.nn.parallel.DistributedDataParallel(task, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+@torch.no_grad()
+def broadcast_buffers(module):
+    """Make every process's buffers the main process's: batch-norm statistics, queues,
+    centres and the like, which each process updates from its own share of the batch.
+
+    ``DistributedDataParallel`` broadcasts them before each forward pass; after the
+    last step they differ again, so the loop calls this at the end of every epoch:
+    any process can then embed, save or resume, with the same model.
+    """
+    if world()[1] == 1:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src=0)
+
+
 def all_mean(value):
     """The mean of a scalar tensor over the processes (the epoch loss every rank reports)."""
     if world()[1] == 1:

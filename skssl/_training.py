@@ -353,6 +353,7 @@ def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, 
 def _end_epoch(run, epoch, epoch_loss, seconds, validation):
     """Record a completed epoch: its weights (the last good ones), its validation score."""
     record = {"epoch": epoch, "loss": epoch_loss, "seconds": seconds}
+    _distributed.broadcast_buffers(run.task)  # every process ends the epoch with one model
     run.last_good = _snapshot(run.task)
     if validation is not None:
         record["validation_score"] = float(validation(run.task))

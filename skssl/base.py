@@ -107,7 +107,7 @@ class BackboneFeatures(
         task : PretextTask
             On the CPU, built from the fitted attributes (``image_shape_``, ...).
         """
-        return self._make_task(self._context())
+        return seeded(0, lambda: self._make_task(self._context()))  # never the global RNG
 
     def _working_shape(self):
         """``(C, H, W)`` the backbone works at: the training images' own, or enlarged

@@ -280,4 +280,4 @@ default="small_cnn"
     def untrained_task(self):
         """The network's architecture with fresh weights, for weights loaded from a file."""
         channels = self.image_shape_[0]
-        return self._new_network(self._new_backbone([0.0] * channels, [1.0] * channels))
+        return seeded(0, lambda: self._new_network(self._new_backbone([0.0] * channels, [1.0] * channels)))

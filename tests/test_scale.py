@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from skssl import DenoisingAEFeaturizer, RotNetFeaturizer, SimCLRFeaturizer, _training
+from skssl.registry import METHODS
 
 from _testing import fit_settings
 
@@ -185,3 +186,45 @@ def test_torchrun_two_processes_follow_the_single_process_loss_curve(tmp_path, c
         half_batch = SimCLRFeaturizer(max_epochs=1, batch_size=64, device="cpu", random_state=0)
         local_only = half_batch.fit(load_digits().data[:512]).history_[0]["loss"]
         assert rank0[0] > local_only + 0.4, (rank0[0], local_only)
+
+
+RANKS_WORKER = textwrap.dedent(
+    """
+    import hashlib, json, os, sys
+    import numpy as np
+    import torch
+    torch.set_num_threads(1)
+    from skssl import FineTunedClassifier, RotNetFeaturizer, SupervisedClassifier
+    from skssl.datasets import load_digits_images, load_sample_patches
+    from skssl.registry import METHODS
+    X, y = load_digits_images(n_samples=128)
+    colour = load_sample_patches(patch_size=16, n_patches=128, random_state=0)[0]
+    short = dict(max_epochs=2, batch_size=32, device="cpu", random_state=0)
+    models = {{name: (method.estimator(**short), colour if name in ("colorization", "split_brain") else X, None)
+              for name, method in METHODS.items()}}
+    models["supervised"] = (SupervisedClassifier(**short), X, y)
+    partial = np.where(np.arange(len(y)) % 2 == 0, y, -1)
+    fine_tuned = FineTunedClassifier(RotNetFeaturizer(**short), semi_supervised_epochs=1, **short)
+    models["fine_tuned"] = (fine_tuned, X, partial)
+    digests = {{}}
+    for name, (estimator, images, labels) in models.items():
+        estimator.fit(images, labels)
+        state = estimator.task_.state_dict()
+        digests[name] = {{key: hashlib.sha256(value.detach().contiguous().numpy().tobytes()).hexdigest()
+                         for key, value in state.items() if isinstance(value, torch.Tensor)}}
+        digests[name]["transform"] = hashlib.sha256(estimator.transform(images).tobytes()).hexdigest()
+    with open(os.path.join(sys.argv[1], f"history{{os.environ['RANK']}}.json"), "w") as f:
+        json.dump(digests, f)
+    """
+)
+
+
+@pytest.mark.slow
+def test_torchrun_every_rank_ends_with_the_same_model(tmp_path):
+    """After a 2-process fit, every featurizer and classifier holds bitwise the same
+    weights and buffers (batch-norm statistics, queues, centres, prototypes) on each
+    process, and embeds alike: any process can embed or save."""
+    rank0, rank1 = _torchrun(tmp_path, "", 2, worker=RANKS_WORKER)
+    assert set(rank0) == {*METHODS, "supervised", "fine_tuned"}
+    differing = {name: sorted(k for k in rank0[name] if rank0[name][k] != rank1[name].get(k)) for name in rank0}
+    assert not {name: keys for name, keys in differing.items() if keys}
