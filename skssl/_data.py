@@ -2,7 +2,7 @@
 
 Every featurizer sees images as ``(n, C, H, W)`` arrays. Users hand us flat rows
 (``load_digits().data``, MNIST's 784 columns), ``(n, H, W)``, ``(n, H, W, C)`` or
-``(n, C, H, W)`` arrays, uint8 or float, NumPy or pandas. :func:`check_images`
+``(n, C, H, W)`` arrays, uint8 or float, NumPy, pandas or PyTorch. :func:`check_images`
 validates once and returns a *view* in NCHW order whenever it can, so the caller's
 data is never copied wholesale nor modified.
 """
@@ -16,6 +16,9 @@ import torch
 from sklearn.utils.validation import check_array, validate_data
 
 _CHANNELS = (1, 3, 4)
+
+# Float dtypes NumPy holds as they are; other float tensors (bfloat16, float8) become float32.
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 
 def _as_image_shape(image_shape):
@@ -81,6 +84,34 @@ def _nd_layout(shape, image_shape, source):
     )
 
 
+def _from_torch(X):
+    """A tensor's values as a NumPy array on the CPU, sharing its memory where it can.
+
+    The tensor is read, never modified: a tensor that requires grad is detached, one on
+    a GPU is copied to the CPU, and bfloat16 or float8 values become float32 (NumPy has
+    no such dtype). Sparse, quantized, nested, complex and meta tensors are refused.
+    """
+    if X.is_nested or X.layout != torch.strided:
+        raise TypeError(
+            f"X is a {'nested' if X.is_nested else 'sparse'} torch tensor ({X.layout}), but dense "
+            f"data is required. Pass X.to_dense(), or stack the images into one dense tensor."
+        )
+    if X.is_quantized:
+        raise TypeError("X is a quantized torch tensor; pass X.dequantize().")
+    if X.device.type == "meta":
+        raise ValueError(
+            "X is a torch tensor on the meta device, which has a shape but no values; "
+            "create or load the images on the CPU or a GPU."
+        )
+    if X.is_complex():
+        raise ValueError(
+            "Complex data not supported: X is a complex torch tensor. Pass its real part (X.real) "
+            "or its magnitude (X.abs())."
+        )
+    dtype = torch.float32 if X.is_floating_point() and X.dtype not in _NUMPY_FLOATS else X.dtype
+    return X.detach().to(device="cpu", dtype=dtype).resolve_neg().numpy()
+
+
 def check_images(estimator, X, *, reset, image_shape=None):
     """Validate ``X`` and return it as an ``(n, C, H, W)`` array.
 
@@ -92,7 +123,7 @@ def check_images(estimator, X, *, reset, image_shape=None):
     ----------
     estimator : BaseEstimator
         The featurizer being fitted or used.
-    X : array-like or DataFrame
+    X : array-like, DataFrame or torch.Tensor
         Flat rows ``(n, H*W*C)``, or ``(n, H, W)``, ``(n, H, W, C)``, ``(n, C, H, W)``.
     reset : bool
         True in ``fit``, False in ``transform``.
@@ -109,7 +140,9 @@ def check_images(estimator, X, *, reset, image_shape=None):
             "X is None; pass images as an array of shape (n_samples, n_pixels), "
             "(n, H, W), (n, H, W, C) or (n, C, H, W)."
         )
-    if not hasattr(X, "shape"):  # lists and other array-likes
+    if isinstance(X, torch.Tensor):
+        X = _from_torch(X)
+    elif not hasattr(X, "shape"):  # lists and other array-likes
         try:
             X = np.asarray(X)
         except ValueError as exc:
@@ -182,6 +215,36 @@ def value_range(images):
         return 0.0, 255.0
     low, high = float(np.min(images)), float(np.max(images))
     return low, (high if high > low else low + 1.0)
+
+
+def check_finite_outputs(estimator, outputs, images):
+    """Return ``outputs`` (one row per image), or raise a ValueError naming the rows
+    whose outputs are NaN or infinite.
+
+    Finite images far beyond the range seen in ``fit`` (``1e300`` where the training
+    images held 0..1) overflow inside the network; their features or predictions would
+    be NaN, or a class picked from NaN scores, without a word.
+    """
+    if np.isfinite(outputs).all():
+        return outputs
+    rows = np.flatnonzero(~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1))
+    shown = ", ".join(str(row) for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    low, high = estimator.value_range_
+    bad = images[rows]
+    name = type(estimator).__name__
+    if bad.min() < low - (high - low) or bad.max() > high + (high - low):
+        raise ValueError(
+            f"{len(rows)} of {len(outputs)} images (rows {shown}) overflow to NaN or infinite "
+            f"outputs in {name}: their values reach [{bad.min():.3g}, {bad.max():.3g}], far beyond "
+            f"the range [{low:.3g}, {high:.3g}] of the images it was fitted on. Scale them as the "
+            f"training images were (the same units, e.g. 0..255 or 0..1)."
+        )
+    raise ValueError(
+        f"{name} gives NaN or infinite outputs for {len(rows)} of {len(outputs)} images (rows "
+        f"{shown}) although their values lie near the training range [{low:.3g}, {high:.3g}]: "
+        f"the network's weights may hold NaN or infinity (a diverged training). Refit with a "
+        f"lower learning_rate."
+    )
 
 
 def to_tensor(images, device, *, pin=False):

@@ -12,7 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._checkpoint import CheckpointMixin
-from ._data import check_images, to_tensor
+from ._data import check_finite_outputs, check_images, to_tensor
 from ._persistence import SavedModelMixin
 from ._training import autocast, train, unit_batches
 from ._transfer_tasks import ClassifierNetwork, accuracy_on
@@ -42,14 +42,15 @@ class NetworkClassifierMixin(SavedModelMixin, CheckpointMixin, ClassNamePrefixFe
 
     def _network_outputs(self, X, output, batch_size=512):
         """``output(network, batch)`` for every batch of ``X``, concatenated as float64
-        on the CPU."""
+        on the CPU; a ValueError names the images whose outputs overflow to NaN or infinity."""
         check_is_fitted(self)
         images = check_images(self, X, reset=False, image_shape=self._input_image_shape())
         network = self.task_
         device = network.backbone.mean.device
         with torch.inference_mode(), autocast(device, self.precision):
             batches = unit_batches(images, device, self.value_range_, batch_size)
-            return torch.cat([output(network, batch).double().cpu() for batch in batches]).numpy()
+            outputs = torch.cat([output(network, batch).double().cpu() for batch in batches]).numpy()
+        return check_finite_outputs(self, outputs, images)
 
     def decision_function(self, X: "ArrayLike") -> np.ndarray:
         """The network's scores (logits) for each class.

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import CheckpointMixin
-from ._data import check_images, value_range
+from ._data import check_finite_outputs, check_images, value_range
 from ._parameters import NetworkParameters, RuntimeParameters, TrainingParameters
 from ._persistence import SavedModelMixin
 from ._setup import prepare_fit, seeded
@@ -171,6 +171,12 @@ class BackboneFeatures(
         -------
         features : ndarray of shape (n_samples, n_features), dtype float32
 
+        Raises
+        ------
+        ValueError
+            If the features of some images overflow to NaN or infinity (values far
+            beyond the range seen in ``fit``); the message names those rows.
+
         Examples
         --------
         >>> from sklearn.datasets import load_digits
@@ -182,7 +188,8 @@ class BackboneFeatures(
         """
         check_is_fitted(self)
         images = check_images(self, X, reset=False, image_shape=self.image_shape)
-        return self._embed(images, self.layer_ if layer is None else self._resolve_layer_name(layer), batch_size)
+        features = self._embed(images, self.layer_ if layer is None else self._resolve_layer_name(layer), batch_size)
+        return check_finite_outputs(self, features, images)
 
     def _embed(self, images, layer, batch_size=512):
         """Pooled features of ``layer`` for validated NCHW ``images``."""

@@ -4,11 +4,17 @@
 file paths in, a uint8 image array out, decoded with Pillow (which torchvision
 brings along) on several threads. As the first step of a pipeline it lets a grid
 search or a cross-validation split file names instead of pixel arrays.
+
+Every file is read as a viewer shows it: turned upright by its EXIF orientation,
+palette images in their colours, transparent pixels on white, 16-bit and float
+images scaled (not clipped) to 0..255. A file that cannot be read raises an error
+naming it.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
@@ -16,11 +22,16 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 _CHANNELS = {"L": 1, "RGB": 3}
+
+# The largest value of the modes Pillow keeps above 8 bits: it becomes 255. A 16-bit
+# PNG opens as "I;16" (or "I" in older Pillow), a 32-bit float TIFF as "F".
+_DEPTH_16 = 65535.0
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
 def _as_size(size):
@@ -50,18 +61,100 @@ def _paths(X):
     return [os.fspath(value) for value in X]
 
 
-def _read(path, mode, size):
-    """One image as a uint8 array ``(H, W)`` for ``"L"`` or ``(H, W, 3)`` for ``"RGB"``."""
+def _open(path):
+    """The decoded image in ``path``, upright; every failure is an error naming the file."""
     try:
         with Image.open(path) as image:
-            image = image.convert(mode)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype=np.uint8)
+            # Image.open only warns up to twice the limit; transform turns that warning
+            # into an error, and this check refuses it where the filter does not reach.
+            if Image.MAX_IMAGE_PIXELS is not None and image.width * image.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(
+                    f"{image.width}x{image.height} pixels exceed the limit of {Image.MAX_IMAGE_PIXELS}"
+                )
+            return ImageOps.exif_transpose(image)  # loads the pixels into a copy
     except FileNotFoundError:
-        raise FileNotFoundError(f"Image file not found: {path!r}.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"Cannot read {path!r} as an image: {exc}") from exc
+        raise FileNotFoundError(
+            f"Image file not found: {path!r}. Check the path, or pass root= for paths relative to a folder."
+        ) from None
+    except IsADirectoryError:
+        raise IsADirectoryError(
+            f"{path!r} is a directory, not an image file; list the files inside it, e.g. "
+            f"sorted(pathlib.Path({path!r}).glob('*.png'))."
+        ) from None
+    except PermissionError:
+        raise PermissionError(f"Permission denied reading {path!r}; make the file readable to this user.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(
+            f"Refusing {path!r} as a possible decompression bomb ({exc}). If you trust the file, "
+            f"raise PIL.Image.MAX_IMAGE_PIXELS (None lifts the limit)."
+        ) from None
+    except UnidentifiedImageError:
+        raise ValueError(
+            f"Cannot read {path!r} as an image: Pillow recognises no image format in it. "
+            f"Remove it from X, or convert it to PNG or JPEG."
+        ) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the system's error (a disk, a network share): keep its class
+            raise type(exc)(exc.errno, f"Cannot read {path!r}: {exc.strerror}", path) from exc
+        raise _unreadable(path, exc) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many kinds on corrupt data
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path, exc):
+    """The ValueError for a file that Pillow recognises but cannot decode."""
+    return ValueError(
+        f"Cannot decode {path!r}: {exc}. The file may be truncated or corrupt; re-save it, or remove it from X."
+    )
+
+
+def _to_8_bits(image, path):
+    """A 16-bit, 32-bit integer or float image as an 8-bit ``"L"`` image, scaled.
+
+    Pillow's own ``convert`` clips such values to 255 (a 16-bit image would be all
+    white). 16-bit values map 0..65535 onto 0..255 (``"I"`` images, which Pillow also
+    opens 16-bit files as, must fit that range), float values 0..1 onto 0..255.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top, kind = 1.0, "float"
+    else:
+        top, kind = _DEPTH_16, "integer"
+    low, high = float(values.min()), float(values.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > top:
+        raise ValueError(
+            f"{path!r} holds {kind} values in [{low:.6g}, {high:.6g}] (Pillow mode {image.mode!r}), "
+            f"outside the range [0, {top:.6g}] that ImageFolderLoader scales to 0..255. Convert the file "
+            f"to 8 or 16 bits, or read it yourself and pass the array to the featurizer."
+        )
+    return Image.fromarray(np.rint(values * (255.0 / top)).astype(np.uint8))
+
+
+def _convert(image, mode, path):
+    """``image`` in ``mode``: high-depth values scaled, transparent pixels composited on white."""
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8_bits(image, path)
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:  # has_transparency_data needs Pillow 10.1
+        # The colour under a transparent pixel is arbitrary (black, white or leftovers);
+        # a viewer shows what is on the white page beneath it.
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+    try:
+        return image.convert(mode)
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot convert {path!r} from Pillow mode {image.mode!r} to {mode!r}: {exc}. Re-save it as RGB."
+        ) from exc
+
+
+def _read(path, mode, size):
+    """One image as a uint8 array ``(H, W)`` for ``"L"`` or ``(H, W, 3)`` for ``"RGB"``."""
+    image = _convert(_open(path), mode, path)
+    if size is not None and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
 
 
 class ImageFolderLoader(TransformerMixin, BaseEstimator):
@@ -80,7 +173,12 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         which must then be the same for all of them.
     mode : {"RGB", "L"}, default="RGB"
         Colour (``(n, H, W, 3)``) or grayscale (``(n, H, W)``) output; every file
-        is converted to it.
+        is converted to it, as a viewer shows it: turned upright by its EXIF
+        orientation, a palette image in its colours, transparent pixels
+        composited on white (the colour stored under them is arbitrary). 16-bit
+        images (Pillow modes ``"I;16"`` and ``"I"``) are scaled from 0..65535 and
+        float images (``"F"``) from 0..1 to 0..255; values outside those ranges
+        are refused.
     root : str or path, default=None
         Directory that relative paths in ``X`` are read from; ``None`` reads them
         from the current directory.
@@ -91,6 +189,16 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     ----------
     n_features_in_ : int
         Always 1: one column of paths.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, PermissionError
+        From :meth:`transform`, for a path that is missing, a folder, or unreadable.
+    ValueError
+        From :meth:`transform`, for a file that is not an image, is truncated or
+        corrupt, has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a possible
+        decompression bomb), or holds high-depth values out of range. Every error
+        names the file.
 
     See Also
     --------
@@ -169,6 +277,12 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         paths = _paths(X)
         if self.root is not None:
             paths = [os.path.join(self.root, path) for path in paths]
+        with warnings.catch_warnings():  # joblib's threads read the same, process-wide filters
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return self._read_all(paths, size)
+
+    def _read_all(self, paths, size):
+        """The images at ``paths``, read on ``n_jobs`` threads into one array."""
         first = _read(paths[0], self.mode, size)
         images = np.empty((len(paths), *first.shape), dtype=np.uint8)
         images[0] = first

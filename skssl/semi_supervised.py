@@ -33,9 +33,9 @@ UNLABELED = -1
 def label_array(y: ArrayLike) -> np.ndarray:
     """``y`` as a NumPy array in which an unlabeled row's ``-1`` stays a number.
 
-    A list that mixes strings and ``-1`` (``["cat", -1, "dog"]``) becomes an object
-    array, not the string array ``["cat", "-1", "dog"]`` that ``np.asarray`` would make
-    of it; every other container goes through ``np.asarray``.
+    A list or tuple that mixes strings and ``-1`` (``["cat", -1, "dog"]``) becomes an
+    object array, not the string array ``["cat", "-1", "dog"]`` that ``np.asarray``
+    would make of it; every other container goes through ``np.asarray``.
 
     Examples
     --------
@@ -43,10 +43,19 @@ def label_array(y: ArrayLike) -> np.ndarray:
     array(['cat', -1, 'dog'], dtype=object)
     """
     array = np.asarray(y)
-    if isinstance(y, (list, tuple)) and array.dtype.kind in "US" and array.ndim == 1:
-        array = np.empty(len(y), dtype=object)
-        array[:] = list(y)
+    if isinstance(y, (list, tuple)) and array.dtype.kind in "US":
+        array = np.asarray(y, dtype=object)
     return array
+
+
+def _string_minus_one(y):
+    """Boolean mask of the values of ``y`` that are the string ``"-1"`` (or bytes)."""
+    if y.dtype.kind in "US":
+        return y == y.dtype.type("-1")
+    if y.dtype.kind == "O":
+        strings = (isinstance(value, (str, bytes)) and value in ("-1", b"-1") for value in y.flat)
+        return np.fromiter(strings, bool, y.size).reshape(y.shape)
+    return np.zeros(y.shape, dtype=bool)
 
 
 def labeled_mask(y: ArrayLike) -> np.ndarray:
@@ -59,13 +68,19 @@ def labeled_mask(y: ArrayLike) -> np.ndarray:
     ----------
     y : array-like of shape (n_samples,)
         Targets, with ``-1`` for unlabeled rows: a list, an integer, float or object
-        array, a pandas Series. String arrays cannot hold the integer ``-1``, so all
-        their rows count as labeled; use a list or an object array to mix string
-        labels with ``-1``.
+        array, a pandas Series. A string array cannot hold the integer ``-1``, so its
+        rows all count as labeled; the string ``"-1"``, in any container, is refused,
+        as it cannot be told from a class named "-1".
 
     Returns
     -------
     mask : ndarray of shape (n_samples,), dtype bool
+
+    Raises
+    ------
+    ValueError
+        If ``y`` holds the string ``"-1"``. Mark unlabeled rows with the integer
+        ``-1`` in a list or an object array, or encode the classes as integers.
 
     Examples
     --------
@@ -76,6 +91,14 @@ def labeled_mask(y: ArrayLike) -> np.ndarray:
     array([ True, False,  True, False])
     """
     y = label_array(y)
+    strings = _string_minus_one(y)
+    if strings.any():
+        rows = np.flatnonzero(strings.ravel())
+        raise ValueError(
+            f'y holds the string "-1" in {len(rows)} row(s) (the first is row {rows[0]}), which cannot '
+            f'be told from a class named "-1". Mark unlabeled rows with the integer -1: pass a list or an '
+            f'object array (np.array(["cat", -1], dtype=object)), or encode the classes as integers.'
+        )
     if y.dtype.kind in "US":
         return np.ones(y.shape, dtype=bool)
     return np.asarray(y != UNLABELED, dtype=bool)

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -45,6 +46,9 @@ BAD_X = [
     ("None", None, {}, TypeError, "X is None"),
     ("image_shape mismatch", GOOD, {"image_shape": (7, 7)}, ValueError, "holds 49 values.*64 columns"),
     ("ambiguous 4-D layout", np.zeros((4, 3, 8, 3)), {}, ValueError, "Cannot tell.*image_shape"),
+    ("sparse tensor", torch.tensor(GOOD).to_sparse(), {}, TypeError, "sparse torch tensor.*to_dense"),
+    ("complex tensor", torch.tensor(GOOD, dtype=torch.complex64), {}, ValueError, "Complex data not supported"),
+    ("meta tensor", torch.empty(16, 64, device="meta"), {}, ValueError, "meta device"),
 ]
 
 BAD_PARAMETERS = [
@@ -66,7 +70,7 @@ BAD_PARAMETERS = [
 @pytest.mark.parametrize("cls", FEATURIZERS)
 @pytest.mark.parametrize("name, X, params, error, message", BAD_X, ids=[row[0] for row in BAD_X])
 def test_bad_x(cls, name, X, params, error, message):
-    before = None if X is None or isinstance(X, list) else X.copy()
+    before = None if X is None or isinstance(X, (list, torch.Tensor)) else X.copy()
     with pytest.raises(error, match=message):
         cls(**TINY, **params).fit(X)
     if before is not None:
@@ -120,6 +124,83 @@ def test_unusual_but_valid_arrays(cls):
         featurizer = cls(**TINY).fit(X)
         assert np.isfinite(featurizer.transform(X)).all()
         assert np.isfinite(featurizer.transform(X[:1])).all()
+
+
+# -- PyTorch tensors and overflow at transform ------------------------------------------
+
+
+def _fitted(cls, X):
+    return cls(**TINY, image_shape=(8, 8, 3) if cls in NEEDS_COLOUR else None).fit(X)
+
+
+@pytest.mark.parametrize("cls", FEATURIZERS)
+def test_torch_tensors_are_read_like_arrays(cls):
+    """A CPU tensor of any float dtype or uint8, requiring grad or not, gives the features
+    of the same values as a NumPy array; the tensor is left as it was."""
+    values = _as_input_for(cls, GOOD).astype(np.float32)
+    X = torch.tensor(values, requires_grad=True)
+    featurizer = _fitted(cls, X)
+    np.testing.assert_array_equal(featurizer.transform(values), _fitted(cls, values).transform(values))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        tensor = X.to(dtype)  # still requires grad
+        as_array = tensor.detach().float().numpy() if dtype == torch.bfloat16 else tensor.detach().numpy()
+        np.testing.assert_array_equal(featurizer.transform(tensor), featurizer.transform(as_array))
+    pixels = (X.detach() * 255).to(torch.uint8)
+    np.testing.assert_array_equal(featurizer.embed(pixels), featurizer.embed(pixels.numpy()))
+    torch.testing.assert_close(X.detach(), torch.tensor(values), rtol=0, atol=0)
+    assert X.requires_grad and X.grad is None
+
+
+def _with_huge_rows(X, huge, dtype):
+    X = X.astype(dtype)
+    X[[3, 7]] = huge
+    return X
+
+
+HUGE = [(1e300, np.float64), (3e38, np.float32)]  # beyond float32; near its top
+
+
+@pytest.mark.parametrize("cls", [*FEATURIZERS, skssl.RandomFeaturizer])
+def test_transform_names_the_rows_whose_features_overflow(cls):
+    X = _as_input_for(cls, GOOD)
+    if cls is skssl.RandomFeaturizer:
+        featurizer = cls(device="cpu", random_state=0).fit(X)
+    else:
+        featurizer = _fitted(cls, X)
+    for huge, dtype in HUGE:
+        Z = _with_huge_rows(X, huge, dtype)
+        with pytest.raises(ValueError, match=r"2 of 16 images \(rows 3, 7\) overflow .*far beyond the range"):
+            featurizer.transform(Z)
+        with pytest.raises(ValueError, match=r"rows 3, 7"):
+            featurizer.embed(Z)
+    assert np.isfinite(featurizer.transform(X * 10)).all()  # out of range but finite: no error
+
+
+@pytest.fixture(scope="module")
+def classifiers():
+    y = np.arange(len(GOOD)) % 2
+    return [
+        skssl.SupervisedClassifier(**TINY).fit(GOOD, y),
+        skssl.FineTunedClassifier(RotNetFeaturizer(**TINY), **TINY).fit(GOOD, y),
+    ]
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_log_proba", "decision_function", "transform"])
+def test_classifier_outputs_name_the_rows_that_overflow(classifiers, method):
+    for classifier in classifiers:
+        for huge, dtype in HUGE:
+            with pytest.raises(ValueError, match=r"2 of 16 images \(rows 3, 7\) overflow"):
+                getattr(classifier, method)(_with_huge_rows(GOOD, huge, dtype))
+        assert np.isfinite(getattr(classifier, method)(GOOD * 10).astype(float)).all()
+
+
+def test_classifiers_read_torch_tensors(classifiers):
+    X = torch.tensor(GOOD, dtype=torch.bfloat16, requires_grad=True)
+    as_array = X.detach().float().numpy()
+    for classifier in classifiers:
+        np.testing.assert_array_equal(classifier.predict_proba(X), classifier.predict_proba(as_array))
+        np.testing.assert_array_equal(classifier.transform(X), classifier.transform(as_array))
+    assert X.grad is None
 
 
 ARRAYS = hnp.arrays(

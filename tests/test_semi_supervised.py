@@ -3,10 +3,13 @@ classifier and the score see the labeled ones (y != -1) only. (scikit-learn's ch
 of LabeledOnly are in test_common.py.)"""
 
 import pickle
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, make_scorer
 from sklearn.model_selection import GridSearchCV, check_cv, cross_validate
@@ -14,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.svm import LinearSVC
 
-from skssl import RotNetFeaturizer
+from skssl import DenoisingAEFeaturizer, FineTunedClassifier, RotNetFeaturizer
 from skssl.metrics import labeled_scorer
 from skssl.semi_supervised import LabeledOnly, labeled_mask
 
@@ -51,8 +54,65 @@ def _splits(X, y):
 
 def test_labeled_mask():
     np.testing.assert_array_equal(labeled_mask([1, -1, 0]), [True, False, True])
-    np.testing.assert_array_equal(labeled_mask(np.array(["a", "-1"])), [True, True])
+    np.testing.assert_array_equal(labeled_mask(np.array(["a", "b"])), [True, True])
     np.testing.assert_array_equal(labeled_mask(np.array(["a", -1], dtype=object)), [True, False])
+
+
+NAMED = ["cat", -1, "dog", -1, "cat", "dog"]  # -1: unlabeled, whatever holds it
+CONTAINERS = {
+    "list": lambda y: list(y),
+    "tuple": lambda y: tuple(y),
+    "object array": lambda y: np.array(y, dtype=object),
+    "Series": lambda y: pd.Series(y),
+    "categorical Series": lambda y: pd.Series(y, dtype="category"),
+    "column list": lambda y: [[value] for value in y],
+    "column DataFrame": lambda y: pd.DataFrame({"label": y}),
+    "NumPy scalars": lambda y: [np.int64(v) if v == -1 else np.str_(v) for v in y],
+}
+
+
+@pytest.mark.parametrize("container", CONTAINERS.values(), ids=CONTAINERS.keys())
+def test_minus_one_is_unlabeled_in_every_container(container):
+    X = np.arange(12, dtype=float).reshape(6, 2)
+    y = container(NAMED)
+    model = LabeledOnly(LogisticRegression())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataConversionWarning)  # column vectors
+        model.fit(X, y)
+    assert model.classes_.tolist() == ["cat", "dog"] and model.n_labeled_ == 4
+    np.testing.assert_array_equal(np.ravel(labeled_mask(y)), [True, False, True, False, True, True])
+    assert model.score(X, y) == labeled_scorer()(model, X, y)
+
+
+STRING_MINUS_ONE = {
+    "str array": np.array(["cat", "-1", "dog", "-1", "cat", "dog"]),
+    "bytes array": np.array([b"cat", b"-1", b"dog", b"-1", b"cat", b"dog"]),
+    "list of str": ["cat", "-1", "dog", "-1", "cat", "dog"],
+    "Series from a CSV": pd.Series(["cat", "-1", "dog", "-1", "cat", "dog"]),
+    "string Series": pd.Series(["cat", "-1", "dog", "-1", "cat", "dog"], dtype="string"),
+}
+
+
+@pytest.mark.parametrize("y", STRING_MINUS_ONE.values(), ids=STRING_MINUS_ONE.keys())
+def test_the_string_minus_one_is_refused_wherever_minus_one_is_read(y):
+    X = np.arange(12, dtype=float).reshape(6, 2)
+    message = r'string "-1" in 2 row\(s\) \(the first is row 1\).*integer -1.*dtype=object'
+    with pytest.raises(ValueError, match=message):
+        labeled_mask(y)
+    with pytest.raises(ValueError, match=message):
+        LabeledOnly(LogisticRegression()).fit(X, y)
+    model = LabeledOnly(LogisticRegression()).fit(X, NAMED)
+    with pytest.raises(ValueError, match=message):
+        model.score(X, y)
+    with pytest.raises(ValueError, match=message):
+        labeled_scorer()(model, X, y)
+
+
+def test_a_network_classifier_refuses_the_string_minus_one():
+    X = np.random.default_rng(0).random((6, 64))
+    y = STRING_MINUS_ONE["str array"]
+    with pytest.raises(ValueError, match='string "-1"'):
+        FineTunedClassifier(DenoisingAEFeaturizer(**ONE_EPOCH), **ONE_EPOCH).fit(X, y)
 
 
 def test_fits_the_classifier_on_the_labeled_rows_only(digits):
