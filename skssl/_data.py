@@ -256,6 +256,8 @@ def to_tensor(images, device, *, pin=False):
     the transfer runs asynchronously (for batches streamed during training).
     """
     batch = np.ascontiguousarray(images)
+    if any(stride < 0 for stride in batch.strides):  # a single reversed image passes as contiguous
+        batch = batch.copy()
     if not batch.flags.writeable:
         batch = batch.copy()  # torch.from_numpy warns about read-only memory
     host = torch.from_numpy(batch)
