@@ -176,14 +176,16 @@ class NetworkClassifierMixin(SavedModelMixin, CheckpointMixin, ClassNamePrefixFe
             )
         settings = self._loop_settings(n_iter_no_change=self._patience(), **settings)
         settings["batch_size"] = min(settings["batch_size"], len(rows))
+        resume = self._read_checkpoint(stage, n_samples=len(rows))
+        self._check_resume(stage, resume, network)
         return train(
             network,
             _subset(data, rows, device),
             targets=torch.as_tensor(targets[rows]).to(device),
             value_range=self.value_range_,
             generator=generator,
-            resume=self._read_checkpoint(stage),
-            on_epoch_end=self._checkpoint_writer(stage, settings["max_epochs"]),
+            resume=resume,
+            on_epoch_end=self._checkpoint_writer(stage, settings["max_epochs"], n_samples=len(rows)),
             device=device,
             validation=score,
             estimator_name="classifier",
@@ -194,8 +196,8 @@ class NetworkClassifierMixin(SavedModelMixin, CheckpointMixin, ClassNamePrefixFe
         """Epochs without improvement before a stage stops (None: never)."""
         return self.n_iter_no_change
 
-    def _checkpoint_meta(self):
-        return {"image_shape": list(self.image_shape_), "classes": [str(c) for c in self.classes_]}
+    def _checkpoint_meta(self, n_samples):
+        return {**super()._checkpoint_meta(n_samples), "classes": [str(c) for c in self.classes_]}
 
 
 def _subset(data, rows, device):

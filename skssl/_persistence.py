@@ -1,4 +1,4 @@
-"""Saving and loading fitted estimators without pickle.
+"""Saving and loading fitted estimators without pickle, behind one error boundary.
 
 A saved file holds tensors (the trained weights) and plain data (the parameters and
 fitted attributes as JSON text, the skssl and torch versions), written with
@@ -9,14 +9,27 @@ An estimator is a JSON document ``{"class", "parameters", "fitted"}``; an estima
 inside another (a classifier's ``featurizer`` and ``featurizer_``) is a nested
 document, and its weights sit in the same flat dict under its attribute's name as a
 prefix (``"featurizer_.backbone..."``). A featurizer's own weights have no prefix,
-as in the files of the first format.
+as in the files of the first format. Format 2 tags the values JSON has no type for
+(numpy scalars, paths, devices) so that they come back as they were; format 1 files
+still load.
+
+Every failure to read or write a file, a model's or a checkpoint's
+(:mod:`skssl._checkpoint`), comes out of :func:`read_file` and
+:func:`write_atomically` as a ``ValueError`` (not an skssl file, damaged, written
+for something else) or an ``OSError`` of the right kind (``FileNotFoundError``,
+``PermissionError``, ``IsADirectoryError``, ...), naming the path and the fix.
 """
 
+import contextlib
 import copy
+import errno
 import json
 import os
 import pickle
+import re
+import secrets
 import warnings
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -26,8 +39,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_FORMATS = (1, 2)
 _TUPLES = ("image_shape_", "value_range_")
+_NUMPY_SCALARS = (np.bool_, np.integer, np.floating, np.str_)
+# What a reader can be told and fix itself; any other OSError while reading is a damaged file.
+_PATH_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM)
 
 
 class SavedModelMixin:
@@ -55,11 +72,20 @@ class SavedModelMixin:
 
         The file holds the weights as tensors and the parameters and fitted
         attributes as JSON; loading it runs no code. Backbones must be given by name.
+        The file is written whole or not at all: after a failure a file that was
+        already at ``path`` is left as it was.
 
         Parameters
         ----------
         path : str or path-like
-            The file to write.
+            The file to write, in an existing folder.
+
+        Raises
+        ------
+        OSError
+            ``FileNotFoundError`` when the folder does not exist,
+            ``IsADirectoryError`` when ``path`` is a folder, ``PermissionError``
+            when the folder is not writable.
         """
         check_is_fitted(self)
         save(self, path)
@@ -95,7 +121,12 @@ def save(estimator, path):
     weights = {}
     document = _describe(estimator, weights, prefix="")
     document["versions"] = {"format": FORMAT_VERSION, "skssl": __version__, "torch": torch.__version__}
-    torch.save({"skssl": json.dumps(document), "weights": weights}, path)
+    write_atomically(
+        path,
+        {"skssl": json.dumps(document), "weights": weights},
+        what="the model",
+        fix="Choose a file path in an existing folder you can write to.",
+    )
 
 
 def load(path: str | os.PathLike) -> BaseEstimator:
@@ -111,6 +142,16 @@ def load(path: str | os.PathLike) -> BaseEstimator:
     estimator : BaseFeaturizer, FineTunedClassifier or SupervisedClassifier
         Fitted, on the CPU, ready to ``transform`` or ``predict``.
 
+    Raises
+    ------
+    ValueError
+        When the file is not one that ``save`` wrote, is damaged (cut short, edited,
+        tampered with) or was written in a file format this skssl does not read.
+        Nothing in the file runs as code, and nothing is half-loaded.
+    OSError
+        ``FileNotFoundError``, ``IsADirectoryError`` or ``PermissionError`` when
+        ``path`` cannot be read.
+
     Examples
     --------
     >>> import tempfile, os
@@ -123,23 +164,156 @@ def load(path: str | os.PathLike) -> BaseEstimator:
     >>> load(path).transform(X).shape
     (64, 128)
     """
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-        document = json.loads(content["skssl"])
-        weights = content["weights"]
-    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+    fix = "Only files written by an skssl estimator's save() can be loaded; refit and save the model again."
+    content = read_file(path, what="an estimator saved by skssl", fix=fix)
+    document, weights = _parts(content, path, fix)
+    versions = document.get("versions")
+    written = versions.get("format") if isinstance(versions, dict) else None
+    if written not in _READABLE_FORMATS:
+        skssl_version = versions.get("skssl") if isinstance(versions, dict) else None
         raise ValueError(
-            f"{path} is not an estimator saved by skssl (or it was tampered with): "
-            f"{exc}. Only files written by an skssl estimator's save() can be loaded."
-        ) from exc
-    versions = document.get("versions", {})
-    if versions.get("format") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} uses skssl file format {versions.get('format')} (written by skssl "
-            f"{versions.get('skssl')}); this skssl {__version__} reads format "
-            f"{FORMAT_VERSION}. Load it with a matching skssl version and refit."
+            f"{path} uses skssl file format {written} (written by skssl {skssl_version}); "
+            f"this skssl {__version__} reads formats {', '.join(map(str, _READABLE_FORMATS))}. "
+            f"Load it with a matching skssl version and refit."
         )
-    return _restore(document, weights, prefix="", path=path)
+    try:
+        return _restore(document, weights, prefix="", path=path)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(
+            f"{path} is damaged: its description of the estimator is incomplete or malformed "
+            f"({type(exc).__name__}: {exc}). {fix}"
+        ) from None
+
+
+def read_file(path, *, what, fix, fix_path=None):
+    """The content of the torch file ``path``, read without running any code from it.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str
+        What the file should be, for the messages ("an skssl checkpoint").
+    fix : str
+        What the reader can do when the file is not that.
+    fix_path : str, default=None
+        What the reader can do when ``path`` cannot be opened; None: check it.
+
+    Raises
+    ------
+    ValueError
+        The file is damaged or holds more than tensors and plain data.
+    OSError
+        Of the kind and errno of the failure, when ``path`` cannot be opened.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # torch's notes on pickle protocols mean nothing to a reader
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        if exc.errno in _PATH_ERRORS:
+            check = "permissions" if exc.errno in (errno.EACCES, errno.EPERM) else "path"
+            unreadable = fix_path or f"Check the {check}."
+            raise _path_error(exc.errno, f"Cannot read {path}: {_reason(exc.errno, path)}. {unreadable}") from None
+        problem = "it is damaged (cut short or overwritten)"
+    except pickle.UnpicklingError as exc:
+        name = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        problem = (
+            f"it refers to Python code ({name.group(1)}), which a file that skssl writes never "
+            f"does; it may have been tampered with, and none of its code ran"
+            if name
+            else "it is damaged or holds objects that a file skssl writes never holds; none of it ran as code"
+        )
+    except MemoryError:
+        raise
+    except Exception:  # torch's reader on a cut-short or foreign file: the message would be torch's
+        problem = "it is damaged (cut short or overwritten) or is not a file that skssl wrote"
+    raise ValueError(f"{path} is not {what}: {problem}. {fix}")
+
+
+def write_atomically(path, content, *, what, fix):
+    """``torch.save`` ``content`` to ``path`` whole or not at all.
+
+    The file is written under a hidden name in the same folder and renamed over
+    ``path``: a reader never sees a half-written file, and after a failure a file
+    already at ``path`` is left as it was and no partial file remains.
+
+    Raises
+    ------
+    OSError
+        Of the kind and errno of the failure, naming ``path`` and ``fix``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise _path_error(errno.EISDIR, f"Cannot write {what} to {path}: {_reason(errno.EISDIR, path)}. {fix}")
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with open(partial, "xb") as handle:
+            torch.save(content, handle)
+        os.replace(partial, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        if isinstance(exc, OSError):
+            reason = _reason(exc.errno, path, writing=True) if exc.errno in _PATH_ERRORS else exc.strerror or str(exc)
+            kept = " (the file already there is unchanged)" if path.is_file() else ""
+            raise _path_error(exc.errno, f"Cannot write {what} to {path}: {reason}{kept}. {fix}") from None
+        raise
+
+
+def writable_folder(folder, *, what, fix):
+    """Create ``folder`` if need be and check that a file can be written in it.
+
+    Raises
+    ------
+    OSError
+        ``NotADirectoryError`` when ``folder`` or a part of it is a file,
+        ``PermissionError`` when it cannot be created or written in, naming
+        ``what`` and ``fix``.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise _path_error(errno.ENOTDIR, f"{what} {folder} is a file, not a folder. {fix}")
+    probe = folder / f".skssl-write-test-{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        failed = Path(exc.filename) if exc.filename else probe
+        reason = _reason(exc.errno, failed, writing=True) if exc.errno in _PATH_ERRORS else exc.strerror or str(exc)
+        raise _path_error(exc.errno, f"{what} {folder} cannot hold files: {reason}. {fix}") from None
+
+
+def _reason(code, path, writing=False):
+    """Why ``path`` cannot be read or written, in words, for the errno ``code``."""
+    denied = f"the folder {path.parent} is not writable" if writing else "permission denied"
+    return {
+        errno.ENOENT: "there is no such file" if path.parent.is_dir() else f"the folder {path.parent} does not exist",
+        errno.ENOTDIR: f"a part of {path.parent} is a file, not a folder",
+        errno.EISDIR: "it is a folder, not a file",
+        errno.EACCES: denied,
+        errno.EPERM: denied,
+    }[code]
+
+
+def _path_error(code, message):
+    """An ``OSError`` of the subclass that ``code`` stands for (``OSError`` picks it)."""
+    return OSError(code, message) if code is not None else OSError(message)
+
+
+def _parts(content, path, fix):
+    """The JSON document and the weights of a loaded file, checked for their types."""
+    if not isinstance(content, dict) or not isinstance(content.get("skssl"), str):
+        raise ValueError(f"{path} is not an estimator saved by skssl: it holds no skssl description. {fix}")
+    try:
+        document = json.loads(content["skssl"])
+    except ValueError as exc:
+        raise ValueError(f"{path} is damaged: its description is not valid JSON ({exc}). {fix}") from None
+    weights = content.get("weights")
+    if not isinstance(document, dict) or not isinstance(weights, dict):
+        raise ValueError(f"{path} is damaged: it lacks the estimator's description or weights. {fix}")
+    return document, weights
 
 
 def _classes():
@@ -166,10 +340,16 @@ def _describe(estimator, weights, prefix):
             f"use joblib.dump for estimators with a custom backbone, and load such files "
             f"only from sources you trust."
         )
-    document = {
-        "class": type(estimator).__name__,
-        "parameters": {name: _encode(value, weights, f"{prefix}{name}.") for name, value in parameters.items()},
-    }
+    document = {"class": type(estimator).__name__, "parameters": {}}
+    for name, value in parameters.items():
+        nested = f"{prefix}{name}."
+        try:
+            document["parameters"][name] = _encode(value, lambda inner, at=nested: _describe(inner, weights, at))
+        except _Unstorable as exc:
+            raise TypeError(
+                f"save() cannot store the parameter {name}={value!r}: {exc}. Use joblib.dump, "
+                f"and load such files only from sources you trust."
+            ) from None
     if not hasattr(estimator, "task_"):
         return document
     fitted = {name: _encode(getattr(estimator, name)) for name in estimator._saved_attributes}
@@ -184,36 +364,82 @@ def _describe(estimator, weights, prefix):
     return document
 
 
-def _encode(value, weights=None, prefix=""):
-    """A JSON-able form of a parameter or attribute value."""
-    if isinstance(value, np.generic):
-        return value.item()  # numpy scalars, e.g. from a grid search
+class _Unstorable(TypeError):
+    """A value that a file could not give back as it was."""
+
+
+def describe_parameters(estimator, leave_out):
+    """``{"class", "parameters"}`` of ``estimator`` as JSON-able values, without the
+    parameters named in ``leave_out``; an estimator among them is described alike.
+
+    What a checkpoint records of the estimator that wrote it. Values a file could not
+    restore (a module given as backbone) are described by their class or repr.
+    """
+    if isinstance(estimator, FrozenEstimator):
+        inner = describe_parameters(estimator.estimator, leave_out)
+        return {"class": "FrozenEstimator", "parameters": {"estimator": {"__estimator__": inner}}}
+    parameters = estimator.get_params(deep=False)
+    return {
+        "class": type(estimator).__name__,
+        "parameters": {
+            name: _encode(value, lambda inner: describe_parameters(inner, leave_out), strict=False)
+            for name, value in sorted(parameters.items())
+            if name not in leave_out
+        },
+    }
+
+
+def _encode(value, describe=None, *, strict=True):
+    """A JSON-able form of a parameter or attribute value that :func:`decode` restores.
+
+    ``describe`` gives the document of an estimator inside; an unknown type raises a
+    ``TypeError``, or with ``strict=False`` is described by its class or repr.
+    """
+    if isinstance(value, _NUMPY_SCALARS):  # from a grid search: np.int64(8) stays np.int64(8)
+        return {"__numpy__": value.dtype.str, "value": value.item()}
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
+        return {"__tuple__": [_encode(v, describe, strict=strict) for v in value]}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [_encode(v, describe, strict=strict) for v in value]
     if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if hasattr(value, "get_params"):  # an estimator inside an estimator
-        return {"__estimator__": _describe(value, weights, prefix)}
+        if strict and not all(isinstance(key, str) for key in value):
+            raise _Unstorable("a dict with keys that are not strings")
+        return {str(k): _encode(v, describe, strict=strict) for k, v in value.items()}
+    if hasattr(value, "get_params") and describe is not None:  # an estimator inside an estimator
+        return {"__estimator__": describe(value)}
     if hasattr(value, "location"):  # a joblib.Memory: its folder
-        return str(value.location)
+        return None if value.location is None else str(value.location)
     if isinstance(value, (str, int, float, bool, type(None))):
         return value
     if isinstance(value, np.random.RandomState):
         return None  # only fit uses it
-    return str(value)  # torch.device, paths
+    if isinstance(value, PurePath):
+        return {"__path__": str(value)}
+    if isinstance(value, torch.device):
+        return {"__device__": str(value)}
+    if strict:
+        raise _Unstorable(f"a value of type {type(value).__name__}, which a file cannot hold")
+    if isinstance(value, type):
+        return {"__repr__": f"{value.__module__}.{value.__qualname__}"}
+    return {"__repr__": repr(value)}
 
 
-def _decode(value, weights, prefix, path):
+def decode(value, weights=None, prefix="", path=None):
+    """The value :func:`_encode` described; estimators inside are restored from ``weights``."""
     if isinstance(value, dict) and "__tuple__" in value:
-        return tuple(_decode(v, weights, prefix, path) for v in value["__tuple__"])
+        return tuple(decode(v, weights, prefix, path) for v in value["__tuple__"])
+    if isinstance(value, dict) and "__numpy__" in value:
+        return np.dtype(value["__numpy__"]).type(value["value"])
+    if isinstance(value, dict) and "__path__" in value:
+        return Path(value["__path__"])
+    if isinstance(value, dict) and "__device__" in value:
+        return torch.device(value["__device__"])
     if isinstance(value, dict) and "__estimator__" in value:
         return _restore(value["__estimator__"], weights, prefix, path)
     if isinstance(value, dict):
-        return {k: _decode(v, weights, prefix, path) for k, v in value.items()}
+        return {k: decode(v, weights, prefix, path) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v, weights, prefix, path) for v in value]
+        return [decode(v, weights, prefix, path) for v in value]
     return value
 
 
@@ -222,34 +448,97 @@ def _restore(document, weights, prefix, path):
     if document.get("class") == "FrozenEstimator":
         return FrozenEstimator(_restore(document["estimator"], weights, prefix + "estimator.", path))
     classes = _classes()
-    if document.get("class") not in classes:
-        raise ValueError(f"{path} holds an unknown estimator class {document.get('class')!r}.")
-    parameters = {
-        name: _decode(value, weights, f"{prefix}{name}.", path) for name, value in document["parameters"].items()
-    }
-    estimator = classes[document["class"]](**parameters)
+    name = document.get("class")
+    if name not in classes:
+        raise ValueError(f"{path} holds an unknown estimator class {name!r}; it is damaged or from another program.")
+    parameters = {key: decode(value, weights, f"{prefix}{key}.", path) for key, value in document["parameters"].items()}
+    estimator = _construct(classes[name], parameters, path)
     fitted = document.get("fitted")
     if fitted is None:
         return estimator
-    for name, value in fitted.items():
-        if name == "classes_":
+    missing = sorted({*estimator._saved_attributes} - fitted.keys())
+    if missing:
+        raise ValueError(f"{path} is damaged: the fitted {name} in it lacks {', '.join(missing)}.")
+    for key, value in fitted.items():
+        if key == "classes_":
             estimator.classes_ = np.asarray(value["values"], dtype=np.dtype(value["dtype"]))
-        elif name == "featurizer_":
+        elif key == "featurizer_":
             estimator.featurizer_ = _restore(value, weights, prefix + "featurizer_.", path)
-        elif name == "feature_names_in_":
+            if not hasattr(estimator.featurizer_, "task_"):
+                raise ValueError(f"{path} is damaged: the {name} in it holds an unfitted featurizer_.")
+        elif key == "feature_names_in_":
             estimator.feature_names_in_ = np.asarray(value, dtype=object)
         else:
-            decoded = _decode(value, weights, prefix, path)
-            setattr(estimator, name, tuple(decoded) if name in _TUPLES else decoded)
-    task = estimator.untrained_task()
+            decoded = decode(value, weights, prefix, path)
+            setattr(estimator, key, tuple(decoded) if key in _TUPLES else decoded)
+    estimator.task_ = _trained_task(estimator, weights, prefix, path)
+    return estimator
+
+
+def _construct(cls, parameters, path):
+    """``cls(**parameters)``, its parameters validated as ``fit`` would."""
+    unknown = sorted(parameters.keys() - set(cls._get_param_names()))
+    if unknown:
+        raise ValueError(
+            f"{path} gives {cls.__name__} the parameters {', '.join(unknown)}, which it does not take; "
+            f"the file is damaged or was written by another skssl version."
+        )
+    estimator = cls(**parameters)
+    try:
+        estimator._validate_params()
+    except ValueError as exc:
+        raise ValueError(f"{path} is damaged: {exc}") from None
+    return estimator
+
+
+def _trained_task(estimator, weights, prefix, path):
+    """The estimator's network with the weights of the file, checked before loading."""
+    name = type(estimator).__name__
+    try:
+        task = estimator.untrained_task()
+    except MemoryError:
+        raise
+    except Exception as exc:  # parameters a file should not hold; torch's words would not say which
+        reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+        raise ValueError(f"{path} is damaged: it describes a {name} that cannot be rebuilt ({reason}).") from None
+    nested = ("featurizer_.", "featurizer.", "estimator.")
     own = {
-        name[len(prefix) :]: tensor
-        for name, tensor in weights.items()
-        if name.startswith(prefix) and not name[len(prefix) :].startswith(("featurizer_.", "featurizer.", "estimator."))
+        key[len(prefix) :]: tensor
+        for key, tensor in weights.items()
+        if key.startswith(prefix) and not key[len(prefix) :].startswith(nested)
     }
+    problems = weight_mismatches(own, task.state_dict())
+    if problems:
+        raise ValueError(f"{path} is damaged: the weights do not fit the {name} it describes ({problems}).")
     try:
         task.load_state_dict(own)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: the weights do not fit a {document['class']} ({exc}).") from exc
-    estimator.task_ = task.requires_grad_(False).eval()
-    return estimator
+    except Exception:  # an extra state (a queue's length) of the wrong kind
+        raise ValueError(f"{path} is damaged: the weights do not fit the {name} it describes.") from None
+    # as fit leaves every network: the layout picks the conv kernels, and so the last bits
+    return task.to(memory_format=torch.channels_last).requires_grad_(False).eval()
+
+
+def weight_mismatches(saved, expected):
+    """What keeps the state dict ``saved`` from loading into a module whose state dict is
+    ``expected``, in words ("" when nothing does)."""
+    missing = sorted(expected.keys() - saved.keys())
+    unexpected = sorted(saved.keys() - expected.keys())
+    shapes = [
+        f"{key} has shape {tuple(saved[key].shape)}, not {tuple(expected[key].shape)}"
+        if isinstance(saved[key], torch.Tensor)
+        else f"{key} is a {type(saved[key]).__name__}, not a tensor"
+        for key in sorted(expected.keys() & saved.keys())
+        if isinstance(expected[key], torch.Tensor)
+        and not key.endswith("_extra_state")  # sized by the data (DeepCluster's pseudo-labels)
+        and (not isinstance(saved[key], torch.Tensor) or saved[key].shape != expected[key].shape)
+    ]
+    problems = [*shapes]
+    if missing:
+        problems.append(f"missing {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_few(unexpected)}")
+    return "; ".join(problems[:3] + ([f"and {len(problems) - 3} more"] if len(problems) > 3 else []))
+
+
+def _few(names):
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

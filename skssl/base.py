@@ -276,13 +276,14 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
         continuing = self.warm_start and hasattr(self, "task_")
         setup = prepare_fit(self, X, reset=not continuing, image_shape=self.image_shape)
         model_seed, data_seed = setup.seeds
-        resume = self._read_checkpoint("checkpoint")
+        resume = self._read_checkpoint("checkpoint", n_samples=len(setup.images))
         if continuing and resume is None:  # train the fitted weights further
             task, history = self._trainable_task().to(setup.device), self.history_
         else:
             if hasattr(self, "task_"):
                 del self.task_  # a failed fit must not leave the old model looking fitted
             task, history = self._initial_task(setup, model_seed), []
+        self._check_resume("checkpoint", resume, task)
         generator = torch.Generator(setup.device).manual_seed(data_seed + len(history))
         new_history = train(
             task,
@@ -290,7 +291,7 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
             value_range=self.value_range_,
             generator=generator,
             resume=resume,
-            on_epoch_end=self._checkpoint_writer("checkpoint", self.max_epochs),
+            on_epoch_end=self._checkpoint_writer("checkpoint", self.max_epochs, n_samples=len(setup.images)),
             device=setup.device,
             **self._loop_settings(),
         )

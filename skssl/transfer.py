@@ -274,6 +274,7 @@ class FineTunedClassifier(
         inner = self._inner_featurizer()
         setup = prepare_fit(self, X, reset=True, image_shape=inner.image_shape, n_seeds=3)
         labels = self._encode_labels(y, len(setup.images))
+        self._check_checkpoint_dir()  # now, not after pretext training
         device = setup.device
         head_seed, data_seed, split_seed = setup.seeds
         train_rows, validation_rows = self._split(labels, split_seed)
