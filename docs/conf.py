@@ -163,5 +163,11 @@ def _fix_docstring(app, what, name, obj, options, lines):
         lines[index] = line
 
 
+def _skip_torch_members(app, what, name, obj, skip, options):
+    """A task page (a torch module) lists skssl's hooks, not nn.Module's own methods."""
+    return True if (getattr(obj, "__module__", None) or "").startswith("torch.") else None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _fix_docstring, priority=400)
+    app.connect("autodoc-skip-member", _skip_torch_members)

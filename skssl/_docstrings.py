@@ -55,7 +55,10 @@ instance, default="small_cnn"
     warm_start : bool, default=False
         When True, ``fit`` resumes the run saved in ``checkpoint_dir`` if there is
         one (up to ``max_epochs`` in all, giving the same weights as an uninterrupted
-        run); otherwise a fitted featurizer trains ``max_epochs`` more epochs.
+        run); otherwise a fitted featurizer trains ``max_epochs`` more epochs. A
+        checkpoint written by another class, with other parameters (all but those
+        that say how long or how loudly to train) or for other data is refused
+        with a ``ValueError`` saying what differs.
     tol : float, default=1e-4
         Loss improvement that counts for early stopping.
     n_iter_no_change : int, default=None

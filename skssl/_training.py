@@ -123,10 +123,15 @@ class Run:
         self.last_good = None
 
     def resume(self, state):
-        """Continue from a state that :meth:`state` returned."""
+        """Continue from a state that :meth:`state` returned.
+
+        A run resumed with more epochs than it was written for decays its learning
+        rate to zero at its new end, not at the old one.
+        """
         self.task.load_state_dict(state["task"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        self.schedule.T_max = self.total_steps  # the saved schedule knows the old length
         self.generator.set_state(state["generator"])
         self.history.extend(state["history"])
         if state.get("best_weights") is not None:

@@ -136,3 +136,37 @@ def test_compiled_training_matches_eager_and_pickles():
     np.testing.assert_allclose([h["loss"] for h in compiled.history_], [h["loss"] for h in eager.history_], rtol=1e-3)
     restored = pickle.loads(pickle.dumps(compiled))  # the compiled wrapper is not part of the model
     np.testing.assert_array_equal(restored.transform(X_DIGITS), compiled.transform(X_DIGITS))
+
+
+def test_a_run_resumed_for_longer_decays_to_zero_at_its_new_end():
+    """The saved cosine schedule knows the old length; resumed for more steps, the
+    learning rate keeps falling to zero instead of climbing back after the old end."""
+    from skssl._training import Run
+    from skssl.task import PretextTask
+
+    class Linear(PretextTask):
+        def __init__(self):
+            super().__init__()
+            self.backbone = torch.nn.Linear(2, 1)
+
+        def views(self, batch, generator, targets=None):
+            return batch, targets
+
+        def loss(self, inputs, targets):
+            return self.backbone(inputs).square().mean()
+
+    def steps(run, n):
+        rates = []
+        for _ in range(n):
+            run.step(run.task.loss(torch.ones(4, 2), None))
+            rates.append(run.optimizer.param_groups[0]["lr"])
+        return rates
+
+    task, cpu = Linear(), torch.device("cpu")
+    first = Run(task, 1e-2, 0.0, 10, cpu, torch.Generator())
+    steps(first, 10)
+    first.last_good = {k: v.clone() for k, v in task.state_dict().items()}
+    longer = Run(task, 1e-2, 0.0, 20, cpu, torch.Generator())
+    longer.resume(first.state())
+    rates = steps(longer, 10)
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:])) and rates[-1] < 1e-12
