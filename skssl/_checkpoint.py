@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from . import _distributed
 from ._persistence import decode, describe_parameters, read_file, weight_mismatches, writable_folder, write_atomically
 from ._training import parameter_groups
 from ._version import __version__
@@ -215,8 +216,9 @@ class CheckpointMixin:
         return Path(self.checkpoint_dir) / f"{stage}.pt"
 
     def _check_checkpoint_dir(self):
-        """Create ``checkpoint_dir`` and check that it can hold files, if it is set."""
-        if self.checkpoint_dir is not None:
+        """Create ``checkpoint_dir`` and check that it can hold files, if it is set
+        (on the main process, the one that writes: under torchrun the others never do)."""
+        if self.checkpoint_dir is not None and _distributed.is_main_process():
             writable_folder(self.checkpoint_dir, what="checkpoint_dir", fix=_WRITE_FIX)
 
     def _checkpoint_writer(self, stage, max_epochs, n_samples):
