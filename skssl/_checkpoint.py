@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from . import _distributed
-from ._persistence import decode, describe_parameters, read_file, weight_mismatches, writable_folder, write_atomically
+from ._files import read_file, writable_folder, write_atomically
+from ._persistence import decode, describe_parameters, weight_mismatches
 from ._training import parameter_groups
 from ._version import __version__
 
