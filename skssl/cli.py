@@ -147,9 +147,22 @@ def _summary(rows):
     return lines
 
 
+def methods_table(out=None):
+    """Print every registered method: its name, estimator, default layer and epochs, paper."""
+    rows = [
+        (name, method.estimator.__name__, method.default_layer, str(method.default_epochs), method.paper)
+        for name, method in METHODS.items()
+    ]
+    header = ("name", "estimator", "layer", "epochs", "paper")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)) + "  " + row[-1], file=out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skssl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("methods", help="list every method with its default layer, epochs and paper")
     demo_parser = commands.add_parser(
         "demo", help="pretext-train each method on digits, then fine-tune it on 10%% of the labels"
     )
@@ -160,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--label-fraction", type=float, default=0.1)
     demo_parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "methods":
+        methods_table()
+        return 0
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:

@@ -66,3 +66,14 @@ def test_demo_shows_the_promise_over_seeds():
             assert row["fine_tuned_accuracy"] > row["random_init_accuracy"], (seed, row)
             assert row["fine_tuned_accuracy"] >= 0.96, (seed, row)
             assert np.isfinite(row["pretext_seconds"])
+
+
+def test_methods_lists_every_registered_method(capsys):
+    from skssl.registry import METHODS
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["name", "estimator", "layer", "epochs"]
+    assert [line.split()[0] for line in lines[1:]] == list(METHODS)
+    rotnet = next(line for line in lines if line.startswith("rotnet "))
+    assert rotnet.split()[1:4] == ["RotNetFeaturizer", "conv2", "30"] and "ICLR 2018" in rotnet
