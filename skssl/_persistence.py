@@ -55,8 +55,9 @@ class SavedModelMixin:
 
     def untrained_task(self):
         """The fitted network's architecture with fresh weights, built from the fitted
-        attributes; :func:`skssl.load` fills it with the saved weights."""
-        raise NotImplementedError
+        attributes; :func:`skssl.load` fills it with the saved weights. Every
+        estimator class with a ``task_`` implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement untrained_task().")
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the fitted estimator to ``path`` without pickle; read it with :func:`skssl.load`.

@@ -14,8 +14,11 @@ from sklearn.pipeline import make_pipeline
 from torch import nn
 
 from skssl import (
+    ContextEncoderFeaturizer,
     CPCFeaturizer,
+    DeepClusterFeaturizer,
     DenoisingAEFeaturizer,
+    ExemplarFeaturizer,
     JigsawFeaturizer,
     RelativePositionFeaturizer,
     RotNetFeaturizer,
@@ -246,3 +249,20 @@ def test_cuda_fitted_state_loads_on_cpu_with_a_warning(digits, monkeypatch):
     with pytest.warns(UserWarning, match="fitted on cuda:0.*runs on the CPU"):
         restored.__setstate__(state)
     np.testing.assert_array_equal(restored.transform(X), featurizer.transform(X))
+
+
+IMAGE_SIZES = {
+    "digits_8x8": np.random.default_rng(0).integers(0, 17, (40, 64)).astype(float),
+    "mnist_28x28": np.random.default_rng(0).random((40, 784)),
+    "colour_16x16": np.random.default_rng(0).random((40, 16, 16, 3)),
+}
+
+
+@pytest.mark.parametrize("cls", [ContextEncoderFeaturizer, ExemplarFeaturizer, DeepClusterFeaturizer, CPCFeaturizer])
+@pytest.mark.parametrize("name", list(IMAGE_SIZES))
+def test_features_on_each_image_size(cls, name):
+    """Small, MNIST-sized and colour images give the stage's 2 x 2 x 16 features, finite."""
+    X = IMAGE_SIZES[name]
+    features = cls(max_epochs=1, batch_size=16, device="cpu", random_state=0).fit_transform(X)
+    assert features.shape == (40, 64) and features.dtype == np.float32
+    assert np.isfinite(features).all()

@@ -71,22 +71,6 @@ def test_context_encoder_overlap_band_weighs_ten_times():
 # --- shapes, tiny images, parameters --------------------------------------------------
 
 
-SHAPES = {
-    "digits_8x8": (np.random.default_rng(0).integers(0, 17, (40, 64)).astype(float), 64),
-    "mnist_28x28": (np.random.default_rng(0).random((40, 28, 28)), 16 * 2 * 2),
-    "colour_16x16": (np.random.default_rng(0).random((40, 16, 16, 3)), 16 * 2 * 2),
-}
-
-
-@pytest.mark.parametrize("cls", [ContextEncoderFeaturizer])
-@pytest.mark.parametrize("name", list(SHAPES))
-def test_shapes(cls, name):
-    X, n_features = SHAPES[name]
-    features = cls(max_epochs=1, batch_size=16, device="cpu", random_state=0).fit_transform(X)
-    assert features.shape == (40, n_features) and features.dtype == np.float32
-    assert np.isfinite(features).all()
-
-
 @pytest.mark.parametrize(
     "featurizer",
     [ContextEncoderFeaturizer(mask="random_blocks", **FAST), ContextEncoderFeaturizer(mask="center", **FAST)],

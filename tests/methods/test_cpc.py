@@ -120,15 +120,6 @@ IMAGES = {
 }
 
 
-@pytest.mark.parametrize("cls", [CPCFeaturizer])
-@pytest.mark.parametrize("images", list(IMAGES))
-def test_features_on_each_image_size(cls, images):
-    X = IMAGES[images]
-    features = cls(**FAST).fit(X).transform(X)
-    assert features.shape == (len(X), 64) and features.dtype == np.float32  # conv3, 2x2x16
-    assert np.isfinite(features).all()
-
-
 @pytest.mark.parametrize(
     "images, patch, offsets",
     [

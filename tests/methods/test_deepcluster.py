@@ -10,7 +10,6 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
 from skssl import load
-from skssl.datasets import make_shapes
 from skssl.methods import deepcluster
 from skssl.methods.deepcluster import DeepClusterFeaturizer, DeepClusterTask, kmeans_labels, pca_whiten
 
@@ -134,19 +133,3 @@ def test_warm_start_on_new_images_clusters_them_afresh(monkeypatch):
 
 
 # --- image sizes --------------------------------------------------------------------------
-
-
-IMAGES = {
-    "digits_8x8": X_DIGITS[:40],
-    "mnist_28x28": np.random.default_rng(0).random((40, 784)),
-    "colour_16x16": np.repeat(make_shapes(40, random_state=0)[0][..., None], 3, axis=-1),
-}
-
-
-@pytest.mark.parametrize("cls", [DeepClusterFeaturizer])
-@pytest.mark.parametrize("images", list(IMAGES))
-def test_features_on_each_image_size(cls, images):
-    X = IMAGES[images]
-    features = cls(**FAST).fit(X).transform(X)
-    assert features.shape == (len(X), 64) and features.dtype == np.float32  # conv3, 2x2x16
-    assert np.isfinite(features).all()
