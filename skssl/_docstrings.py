@@ -51,7 +51,9 @@ instance, default="small_cnn"
         Seeds weight initialisation, shuffling and augmentation. On CPU the same
         integer gives bit-identical embeddings; the global torch RNG is untouched.
     verbose : int, default=0
-        Print the loss of every epoch when > 0.
+        When > 0, show training progress on standard error: a progress bar
+        (images, images/s, epoch, loss) on a terminal or in a notebook, one line
+        per epoch elsewhere.
     warm_start : bool, default=False
         When True, ``fit`` resumes the run saved in ``checkpoint_dir`` if there is
         one (up to ``max_epochs`` in all, giving the same weights as an uninterrupted

@@ -189,6 +189,7 @@ class NetworkClassifierMixin(SavedModelMixin, CheckpointMixin, ClassNamePrefixFe
             device=device,
             validation=score,
             estimator_name="classifier",
+            description=f"{type(self).__name__} {stage.replace('_', '-')}",
             **settings,
         )
 

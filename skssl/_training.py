@@ -10,7 +10,6 @@ Under ``torchrun`` every process takes its share of each global batch
 """
 
 import math
-import sys
 import time
 import warnings
 
@@ -19,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _distributed
 from ._data import to_tensor
+from ._progress import Progress
 
 
 def to_unit(batch, value_range):
@@ -197,6 +197,7 @@ def train(
     compile=False,
     validation=None,
     estimator_name="featurizer",
+    description=None,
 ):
     """Fit ``task`` on ``images`` and return the per-epoch history.
 
@@ -221,7 +222,8 @@ def train(
     generator : torch.Generator
         On the training device; drives shuffling and the task's randomness.
     verbose : int, default=0
-        Print one line per epoch when > 0.
+        When > 0, a progress bar on a terminal or in a notebook, else one line per
+        epoch, on standard error (:class:`skssl._progress.Progress`).
     tol : float, default=1e-4
         Improvement of the epoch loss that counts, for early stopping.
     n_iter_no_change : int or None, default=None
@@ -246,6 +248,8 @@ def train(
         loss, and the weights of the best-scoring epoch are restored at the end.
     estimator_name : str, default="featurizer"
         What the error on divergence says is left unfitted.
+    description : str, default=None
+        The progress bar's label; None is ``estimator_name``.
 
     Returns
     -------
@@ -270,6 +274,14 @@ def train(
     epoch_settings = dict(value_range=value_range, batch_size=batch_size, device=device, mixed=mixed)
     stopping = EarlyStopping(n_iter_no_change, tol)
     main = _distributed.is_main_process()
+    progress = Progress(
+        verbose if main else 0,
+        description or estimator_name,
+        max_epochs=max_epochs,
+        first_epoch=len(run.history) + 1,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+    )
     run.last_good = _snapshot(task)
     task.train()
     try:
@@ -278,19 +290,15 @@ def train(
             epoch_targets = task.start_epoch(images, value_range, generator)
             if epoch_targets is None:
                 epoch_targets = run_targets if run_targets is not None else targets
-            epoch_loss = _run_epoch(run, model, images, epoch_targets, **epoch_settings)
+            epoch_loss = _run_epoch(run, model, images, epoch_targets, progress=progress, **epoch_settings)
             _check_finite(epoch_loss, epoch, estimator_name, learning_rate)
             record = _end_epoch(run, epoch, epoch_loss, time.perf_counter() - start, validation)
-            if verbose and main:
-                _print_epoch(record, max_epochs)
+            progress.end_epoch(record)
             if on_epoch_end is not None and main:  # one process writes
                 on_epoch_end(run.state())
             if stopping.should_stop(-epoch_loss if validation is None else record["validation_score"]):
-                if verbose and main:
-                    watched = "loss" if validation is None else "validation score"
-                    print(
-                        f"{watched} did not improve by {tol=} for {n_iter_no_change} epochs; stopping", file=sys.stderr
-                    )
+                watched = "loss" if validation is None else "validation score"
+                progress.say(f"{watched} did not improve by {tol=} for {n_iter_no_change} epochs; stopping")
                 break
         else:
             if n_iter_no_change is not None and run.history:
@@ -309,6 +317,7 @@ def train(
             UserWarning,
             stacklevel=3,
         )
+    progress.close()
     if run.best["weights"] is not None and not run.history.interrupted:
         task.load_state_dict(run.best["weights"])  # early stopping keeps the best epoch
     task.eval()
@@ -335,7 +344,7 @@ def _check_finite(epoch_loss, epoch, estimator_name, learning_rate):
         )
 
 
-def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, mixed):
+def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, mixed, progress):
     """One pass over a random order of ``images``; returns the mean loss of its steps."""
     generator = run.generator
     steps_per_epoch = len(images) // batch_size
@@ -352,6 +361,7 @@ def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, 
                 loss = model(batch, generator, take(targets, indices, device))
         run.step(loss)
         total += loss.detach()
+        progress.step()
     return float(_distributed.all_mean(total)) / steps_per_epoch  # one host sync per epoch
 
 
@@ -367,12 +377,3 @@ def _end_epoch(run, epoch, epoch_loss, seconds, validation):
             run.best = {"score": record["validation_score"], "weights": run.last_good}
     run.history.append(record)
     return record
-
-
-def _print_epoch(record, max_epochs):
-    score = f"validation {record['validation_score']:.4f}  " if "validation_score" in record else ""
-    print(
-        f"epoch {record['epoch']:>3}/{max_epochs}  loss {record['loss']:.4f}  {score}{record['seconds']:.1f}s",
-        file=sys.stderr,
-        flush=True,
-    )

@@ -293,6 +293,7 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
             resume=resume,
             on_epoch_end=self._checkpoint_writer("checkpoint", self.max_epochs, n_samples=len(setup.images)),
             device=setup.device,
+            description=type(self).__name__,
             **self._loop_settings(),
         )
         task.requires_grad_(False).eval()

@@ -166,7 +166,8 @@ default="small_cnn"
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling and augmentation; the global torch RNG is untouched.
     verbose : int, default=0
-        Print the loss of every epoch when > 0.
+        When > 0, show training progress: a bar on a terminal or in a notebook,
+        one line per epoch elsewhere.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
         Arithmetic of training and prediction; ``"auto"`` is bfloat16 on CUDA and
         float32 on the CPU.

@@ -39,7 +39,9 @@ COLUMNS = (  # key, header, width, format
 )
 
 
-def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random_state=0, out=None, progress=None):
+def demo(
+    *, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random_state=0, out=None, progress=None, verbose=1
+):
     """Pretext-train each method on digits, then transfer it to a few labels.
 
     Half of sklearn's digits are the training pool, the other half the test set;
@@ -74,13 +76,10 @@ def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random
         f"trained on the labels\nalone; its random-init features; and raw pixels.\n",
         file=out,
     )
-    header = f"{'method':<24}" + "".join(f"{title:>{width}}" for _, title, width, _ in COLUMNS)
-    print(header, file=out)
-    print("-" * len(header), file=out, flush=True)
     rows = []
     for name in methods:
         cls = METHODS[name].estimator
-        featurizer = cls(**BUDGETS.get(name, {}), random_state=random_state)
+        featurizer = cls(**BUDGETS.get(name, {}), random_state=random_state, verbose=verbose)
         if max_epochs is not None:
             featurizer.set_params(max_epochs=max_epochs)
         method = cls.__name__
@@ -88,11 +87,15 @@ def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random
         start = time.perf_counter()
         featurizer.fit(X_pool)
         pretext_seconds = time.perf_counter() - start
-        untrained = clone(featurizer).set_params(max_epochs=0).fit(X_pool)  # same initial weights
+        untrained = clone(featurizer).set_params(max_epochs=0, verbose=0).fit(X_pool)  # same initial weights
 
         def accuracy(base, semi_supervised):
             classifier = FineTunedClassifier(
-                FrozenEstimator(base), semi_supervised=semi_supervised, **FINE_TUNING, random_state=random_state
+                FrozenEstimator(base),
+                semi_supervised=semi_supervised,
+                **FINE_TUNING,
+                random_state=random_state,
+                verbose=verbose,
             )
             return classifier.fit(X_pool, y_partial).score(X_test, y_test)
 
@@ -112,8 +115,12 @@ def demo(*, methods=DEFAULT_METHODS, max_epochs=None, label_fraction=0.1, random
             "raw_pixel_accuracy": raw,
         }
         rows.append(row)
+    header = f"{'method':<24}" + "".join(f"{title:>{width}}" for _, title, width, _ in COLUMNS)
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for row in rows:  # after the training, so that progress bars do not split the table
         cells = "".join(f"{row[key]:>{width}{spec}}" for key, _, width, spec in COLUMNS)
-        print(f"{method:<24}{cells}", file=out, flush=True)
+        print(f"{row['method']:<24}{cells}", file=out)
     print(file=out)
     for line in _summary(rows):
         print(line, file=out)
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--max-epochs", type=int, default=None, help="override every method's pretext epochs")
     demo_parser.add_argument("--label-fraction", type=float, default=0.1)
     demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.add_argument("--quiet", action="store_true", help="no progress bars, only the table")
     args = parser.parse_args(argv)
     if args.command == "methods":
         methods_table()
@@ -180,5 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-    demo(methods=methods, max_epochs=args.max_epochs, label_fraction=args.label_fraction, random_state=args.seed)
+    demo(
+        methods=methods,
+        max_epochs=args.max_epochs,
+        label_fraction=args.label_fraction,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
     return 0

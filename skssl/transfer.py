@@ -26,6 +26,7 @@ is one more task for it (:mod:`skssl._transfer_tasks`).
 """
 
 import copy
+import sys
 from dataclasses import field
 from numbers import Integral, Real
 from pathlib import Path
@@ -139,7 +140,8 @@ class FineTunedClassifier(
     random_state : int, RandomState instance or None, default=None
         Seeds the head, the validation split, shuffling and augmentation.
     verbose : int, default=0
-        Print each stage and the loss of every epoch when > 0.
+        When > 0, name each stage and show its progress: a bar on a terminal or in
+        a notebook, one line per epoch elsewhere.
     warm_start : bool, default=False
         Resume the stages saved in ``checkpoint_dir`` (the featurizer's pretext run
         too, when it has no ``checkpoint_dir`` of its own), giving the weights of an
@@ -328,7 +330,7 @@ class FineTunedClassifier(
 
     def _log(self, message):
         if self.verbose and _distributed.is_main_process():
-            print(message, flush=True)
+            print(message, file=sys.stderr, flush=True)
 
     def _split(self, labels, seed):
         """Labeled rows to train on and to validate on (``early_stopping``)."""
@@ -353,6 +355,8 @@ class FineTunedClassifier(
         featurizer = clone(inner)
         if self.semi_supervised == "s4l":
             featurizer.set_params(max_epochs=0)  # S4L trains the pretext task jointly
+        if self.verbose and not featurizer.verbose:
+            featurizer.set_params(verbose=self.verbose)  # progress of every stage
         if self.checkpoint_dir is not None and featurizer.checkpoint_dir is None:
             featurizer.set_params(checkpoint_dir=str(Path(self.checkpoint_dir) / "pretext"), warm_start=self.warm_start)
         self._log(f"pretext training: {type(featurizer).__name__} on {_num_samples(X)} images")
