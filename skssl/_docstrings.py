@@ -6,10 +6,13 @@ A class docstring holds placeholders (``%(common_parameters)s``, ``%(view_parame
 parameter is described once and ``help()`` and the API docs show it for every class.
 """
 
+import dataclasses
+import re
+
 TEMPLATES = {
     "common_parameters": """\
     backbone : {"small_cnn", "resnet18", "vit_tiny", "mlp"}, nn.Module subclass or \
-instance, default="small_cnn"
+instance
         The network to pretrain. ``"small_cnn"`` is the classic 3-conv lab network;
         ``"resnet18"`` a ResNet-18 with a small-image stem (use a GPU); ``"vit_tiny"``
         a small vision transformer with patches sized for small images. A module
@@ -116,9 +119,27 @@ instance, default="small_cnn"
 
 
 def fill_docstring(cls):
-    """Replace the placeholders of ``cls.__doc__`` with the shared sections; return ``cls``."""
+    """Replace the placeholders of ``cls.__doc__`` with the shared sections; return ``cls``.
+
+    A shared parameter whose default differs between classes (``max_epochs``,
+    ``backbone``) is documented without one; the class's own is added to its line.
+    """
     if cls.__doc__:
         # the placeholder carries the first line's indent; the templates carry the rest
         for name, text in TEMPLATES.items():
             cls.__doc__ = cls.__doc__.replace(f"%({name})s", text.lstrip())
+        for field in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
+            if field.default is not dataclasses.MISSING:
+                cls.__doc__ = re.sub(
+                    rf"^(\s+{field.name} : (?:(?!default=).)*)$",
+                    lambda match, default=field.default: f"{match.group(1)}, default={_literal(default)}",
+                    cls.__doc__,
+                    count=1,
+                    flags=re.MULTILINE,
+                )
     return cls
+
+
+def _literal(value):
+    """A default as numpydoc writes it: strings in double quotes."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)

@@ -1,6 +1,7 @@
 """Parameters declared once (skssl._parameters): every public estimator's signature,
 defaults, constraints and docs come from one declaration per parameter."""
 
+import ast
 import inspect
 import pydoc
 
@@ -34,6 +35,19 @@ def test_every_parameter_is_documented(cls):
         if line.startswith("    ") and not line.startswith("     ") and " : " in line:
             documented.add(line.split(" : ")[0].strip())
     assert set(inspect.signature(cls).parameters) <= documented
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_the_documented_defaults_are_the_signature_s(cls):
+    """``name : type, default=value`` in the docs, with the class's own value."""
+    documented = {}
+    for line in (cls.__doc__ or "").splitlines():
+        if line.startswith("    ") and not line.startswith("     ") and " : " in line:
+            name, _, description = line.strip().partition(" : ")
+            documented[name] = description.rpartition("default=")[2] if "default=" in description else None
+    for parameter in inspect.signature(cls).parameters.values():
+        if parameter.default is not parameter.empty:
+            assert ast.literal_eval(documented[parameter.name]) == parameter.default, parameter.name
 
 
 def test_a_subclass_overrides_a_default_without_retyping_the_rest():
