@@ -22,7 +22,6 @@ weights read at the same layer and pooling. ``--log FILE`` appends every row as 
 """
 
 import argparse
-import ast
 import json
 import platform
 import statistics
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from skssl import RandomFeaturizer
+from skssl.cli import parse_setting
 from skssl.datasets import load_digits_images, load_mnist
 from skssl.evaluation import knn_probe, linear_probe, pixel_probe
 from skssl.registry import METHODS
@@ -49,18 +49,6 @@ def splits(mnist, proxy, split):
     X, y = load_digits_images()
     scored = slice(1297, 1547) if split == "validation" else slice(1547, 1797)
     return "digits", X[:1297], (X[:1000], y[:1000]), (X[scored], y[scored])
-
-
-def parse_settings(pairs):
-    """``["learning_rate=0.003", "pool=avg"]`` -> ``{"learning_rate": 0.003, "pool": "avg"}``."""
-    settings = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        try:
-            settings[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[name] = value  # a plain string such as small_cnn
-    return settings
 
 
 def score(featurizer, labelled, scored):
@@ -100,6 +88,7 @@ def main():
     parser.add_argument("--methods", help="comma-separated registry names (default: every grayscale method)")
     parser.add_argument(
         "--set",
+        type=parse_setting,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -112,8 +101,9 @@ def main():
     name, pretext, labelled, scored = data
     seeds = [int(seed) for seed in args.seeds.split(",")]
     grayscale = pretext.ndim == 3 or pretext.shape[-1] not in (3, 4)
-    methods = args.methods.split(",") if args.methods else [m for m in METHODS if not (grayscale and m == "colorization")]
-    overrides = parse_settings(args.set)
+    default_methods = [m for m in METHODS if not (grayscale and m == "colorization")]
+    methods = args.methods.split(",") if args.methods else default_methods
+    overrides = dict(args.set)
     print(
         f"# {name}: {len(pretext)} pretext images, {len(labelled[0])} labels, {len(scored[0])} {args.split} "
         f"images; seeds {seeds}; torch {torch.__version__}, {torch.get_num_threads()} threads, "

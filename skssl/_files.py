@@ -1,10 +1,11 @@
-"""The one error boundary for the files skssl reads and writes: models and checkpoints.
+"""The one error boundary for the files skssl reads and writes: models, checkpoints and
+the command line's outputs.
 
-Every failure comes out of :func:`read_file`, :func:`write_atomically` and
-:func:`writable_folder` as a ``ValueError`` (not an skssl file, damaged, written for
-something else) or an ``OSError`` of the right kind (``FileNotFoundError``,
-``PermissionError``, ``IsADirectoryError``, ...), naming the path and the fix, without
-torch's text and without advice to load a file unsafely.
+Every failure comes out of :func:`read_file`, :func:`write_atomically`,
+:func:`atomic_destination` and :func:`writable_folder` as a ``ValueError`` (not an
+skssl file, damaged, written for something else) or an ``OSError`` of the right kind
+(``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError``, ...), naming the
+path and the fix, without torch's text and without advice to load a file unsafely.
 """
 
 import contextlib
@@ -69,33 +70,62 @@ def read_file(path, *, what, fix, fix_path=None):
 
 
 def write_atomically(path, content, *, what, fix):
-    """``torch.save`` ``content`` to ``path`` whole or not at all.
-
-    The file is written under a hidden name in the same folder and renamed over
-    ``path``: a reader never sees a half-written file, and after a failure a file
-    already at ``path`` is left as it was and no partial file remains.
+    """``torch.save`` ``content`` to ``path`` whole or not at all (see :func:`atomic_destination`).
 
     Raises
     ------
     OSError
         Of the kind and errno of the failure, naming ``path`` and ``fix``.
     """
+    with atomic_destination(path, what=what, fix=fix) as partial:
+        try:
+            with open(partial, "wb") as handle:
+                torch.save(content, handle)
+        except OSError as exc:
+            raise _write_error(exc, Path(path), what, fix) from None
+
+
+@contextlib.contextmanager
+def atomic_destination(path, *, what, fix):
+    """The hidden file to write ``path``'s content to; it becomes ``path`` when the block ends.
+
+    The file is created in the same folder before the block runs (so that a folder
+    that is missing or not writable fails before any work) and renamed over ``path``
+    when the block ends: a reader never sees a half-written file, and after a failure
+    in the block a file already at ``path`` is left as it was and no partial file
+    remains. Errors raised inside the block pass through unchanged.
+
+    Raises
+    ------
+    OSError
+        Of the kind and errno of the failure to create or rename the file, naming
+        ``path`` and ``fix``.
+    """
     path = Path(path)
     if path.is_dir():
         raise _path_error(errno.EISDIR, f"Cannot write {what} to {path}: {_reason(errno.EISDIR, path)}. {fix}")
     partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     try:
-        with open(partial, "xb") as handle:
-            torch.save(content, handle)
-        os.replace(partial, path)
-    except BaseException as exc:
+        partial.touch(exist_ok=False)
+    except OSError as exc:
+        raise _write_error(exc, path, what, fix) from None
+    try:
+        yield partial
+        try:
+            os.replace(partial, path)
+        except OSError as exc:
+            raise _write_error(exc, path, what, fix) from None
+    except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
-        if isinstance(exc, OSError):
-            reason = _reason(exc.errno, path, writing=True) if exc.errno in _PATH_ERRORS else exc.strerror or str(exc)
-            kept = " (the file already there is unchanged)" if path.is_file() else ""
-            raise _path_error(exc.errno, f"Cannot write {what} to {path}: {reason}{kept}. {fix}") from None
         raise
+
+
+def _write_error(exc, path, what, fix):
+    """The ``OSError`` for a failure ``exc`` to write ``what`` to ``path``, in words."""
+    reason = _reason(exc.errno, path, writing=True) if exc.errno in _PATH_ERRORS else exc.strerror or str(exc)
+    kept = " (the file already there is unchanged)" if path.is_file() else ""
+    return _path_error(exc.errno, f"Cannot write {what} to {path}: {reason}{kept}. {fix}")
 
 
 def writable_folder(folder, *, what, fix):

@@ -1,4 +1,15 @@
-"""Command line: ``skssl demo`` (also ``python -m skssl demo``)."""
+"""The skssl command line (also: python -m skssl).
+
+  skssl fit METHOD DATA -o MODEL          pretext-train a method (a classifier, with --labels)
+  skssl predict MODEL DATA -o PREDICTIONS the class of every image, to .csv or .npy
+  skssl embed MODEL DATA -o FEATURES      the features, to .npy, .csv or .parquet, a chunk at a time
+  skssl evaluate MODEL DATA --labels ...  linear and kNN probes on a stratified split
+  skssl methods                           every method, by the name METHOD takes
+  skssl demo                              pretext training and transfer on the digits
+
+DATA is a folder of images (at any depth), a folder of MNIST's idx files, or an .npy
+or .npz array. skssl COMMAND --help tells more.
+"""
 
 import argparse
 import sys
@@ -10,6 +21,15 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
 from . import FineTunedClassifier
+from ._cli_commands import (
+    CLASSIFIER_PREFIX,
+    embed_command,
+    evaluate_command,
+    fit_command,
+    parse_setting,
+    predict_command,
+)
+from ._cli_output import aligned
 from .evaluation import linear_probe, pixel_probe
 from .registry import METHODS
 
@@ -160,39 +180,205 @@ def methods_table(out=None):
         (name, method.estimator.__name__, method.default_layer, str(method.default_epochs), method.paper)
         for name, method in METHODS.items()
     ]
-    header = ("name", "estimator", "layer", "epochs", "paper")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        print("  ".join(value.ljust(width) for value, width in zip(row, widths)) + "  " + row[-1], file=out)
+    for line in aligned(("name", "estimator", "layer", "epochs", "paper"), rows):
+        print(line, file=out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="skssl", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("methods", help="list every method with its default layer, epochs and paper")
+_DATA_HELP = (
+    "a folder of images (.png, .jpg, ... at any depth, in sorted order), a folder of MNIST's idx files, "
+    "or an .npy or .npz array (an .npz's X, or its only array)"
+)
+_LABELS_HELP = (
+    "'folders': each image's first folder under DATA is its class (images directly in DATA are "
+    "unlabeled); or a file: a CSV with path,label columns, or one label per row (a CSV or text file, "
+    "an .npy, an .npz's y, an idx labels file). -1 or an empty cell: unlabeled"
+)
+
+
+def _reading_options():
+    """The options of every command that reads DATA."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--size",
+        type=_size,
+        metavar="H,W",
+        help="resize a folder's images to HEIGHT,WIDTH pixels (or N for N x N); default for fit: keep "
+        "their size (the same for all), for the other commands: the size the model was fitted on",
+    )
+    options.add_argument(
+        "--mode",
+        choices=("RGB", "L"),
+        help="read a folder's images in colour (RGB) or grayscale (L); default for fit: RGB, for the "
+        "other commands: as the model was fitted",
+    )
+    options.add_argument("--n-jobs", type=int, metavar="N", help="threads that decode images (default 1; -1: all)")
+    options.add_argument("--quiet", action="store_true", help="print no progress")
+    return options
+
+
+def _add_fit(commands, reading):
+    """``skssl fit``: METHOD DATA -o MODEL, --set, --labels and the reading options."""
+    fit = commands.add_parser(
+        "fit",
+        parents=[reading],
+        help="pretext-train METHOD on DATA (with --labels, fine-tune a classifier) and save it",
+        description="Pretext-train METHOD on the images of DATA and save the fitted featurizer to MODEL. With "
+        "--labels, fit a FineTunedClassifier of METHOD's featurizer instead: pretext training on every image, "
+        "fine-tuning on the labeled ones, then self-training on the others.",
+    )
+    fit.add_argument("method", metavar="METHOD", choices=list(METHODS), help="a method (skssl methods lists them)")
+    fit.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="the file to save the model to")
+    fit.add_argument(
+        "--set",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of METHOD's featurizer, e.g. max_epochs=50 (repeatable); VALUE is read as a Python "
+        f"literal (3, 1e-3, (3, 3), None, True, {{...}}) or else as a word. With --labels, {CLASSIFIER_PREFIX}NAME="
+        f"VALUE sets the classifier's, e.g. {CLASSIFIER_PREFIX}max_epochs=20",
+    )
+    fit.add_argument("--labels", metavar="folders|FILE", help=_LABELS_HELP)
+    fit.set_defaults(run=fit_command)
+
+
+def _add_model_commands(commands, reading):
+    """predict, embed and evaluate: a fitted MODEL on DATA, a chunk of images at a time."""
+    on_data = argparse.ArgumentParser(add_help=False, parents=[reading])
+    on_data.add_argument("model", metavar="MODEL", help="a model saved by skssl fit (or an estimator's save())")
+    on_data.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    on_data.add_argument(
+        "--chunk-size", type=_positive_int, default=1024, metavar="N", help="images read at a time (default 1024)"
+    )
+    predict = commands.add_parser("predict", parents=[on_data], help="predict the class of every image")
+    predict.add_argument(
+        "-o", "--output", required=True, metavar="PREDICTIONS", help=".csv (path or index, prediction) or .npy"
+    )
+    predict.set_defaults(run=predict_command)
+    embed = commands.add_parser("embed", parents=[on_data], help="write the features of every image")
+    embed.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FEATURES",
+        help=".npy (with a folder's image paths in FEATURES.paths.txt), or .csv or .parquet (needs pyarrow) "
+        "whose first column, the row index, holds the paths or row indices",
+    )
+    embed.set_defaults(run=embed_command)
+    evaluate = commands.add_parser(
+        "evaluate", parents=[on_data], help="linear and kNN probes on the features, on a stratified split"
+    )
+    evaluate.add_argument("--labels", required=True, metavar="folders|FILE", help=_LABELS_HELP)
+    evaluate.add_argument("--test-size", type=float, default=0.2, help="the labeled images held out (default 0.2)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seeds the split (default 0)")
+    evaluate.add_argument("--k", type=_positive_int, default=200, help="neighbours of the kNN probe (default 200)")
+    evaluate.set_defaults(run=evaluate_command)
+
+
+def _add_demo(commands):
+    """``skssl demo``, as it always was."""
     demo_parser = commands.add_parser(
         "demo", help="pretext-train each method on digits, then fine-tune it on 10%% of the labels"
     )
     demo_parser.add_argument(
-        "--methods", default=",".join(DEFAULT_METHODS), help="comma-separated, of: " + ", ".join(METHODS)
+        "--methods",
+        type=_method_names,
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated, of: " + ", ".join(METHODS),
     )
     demo_parser.add_argument("--max-epochs", type=int, default=None, help="override every method's pretext epochs")
     demo_parser.add_argument("--label-fraction", type=float, default=0.1)
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--quiet", action="store_true", help="no progress bars, only the table")
-    args = parser.parse_args(argv)
-    if args.command == "methods":
-        methods_table()
-        return 0
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    demo_parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args):
+    """``skssl demo``."""
     demo(
-        methods=methods,
+        methods=args.methods,
         max_epochs=args.max_epochs,
         label_fraction=args.label_fraction,
         random_state=args.seed,
         verbose=0 if args.quiet else 1,
     )
     return 0
+
+
+def _run_methods(args):
+    """``skssl methods``."""
+    methods_table()
+    return 0
+
+
+def _method_names(text):
+    """``--methods``: registered method names, comma-separated."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(METHODS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    return names
+
+
+def _size(text):
+    """``--size``: ``N`` or ``HEIGHT,WIDTH`` in pixels."""
+    try:
+        values = [int(value) for value in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or HEIGHT,WIDTH in pixels, got {text!r}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _positive_int(text):
+    """``--chunk-size``, ``--k``: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser():
+    """The parser of every command; each sets ``run``, the function that runs it."""
+    parser = argparse.ArgumentParser(
+        prog="skssl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    reading = _reading_options()
+    _add_fit(commands, reading)
+    _add_model_commands(commands, reading)
+    methods = commands.add_parser("methods", help="list every method with its default layer, epochs and paper")
+    methods.set_defaults(run=_run_methods)
+    _add_demo(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    A failure the user can fix (a missing file, a bad value, a file that is not a
+    model) is one line on stderr, ``skssl: error: ...``, and status 1; argparse's
+    usage errors exit with status 2, Ctrl-C with 130.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("\nskssl: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"skssl: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc):
+    """The message of ``exc`` on one line; an OSError's without its errno."""
+    message = str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        message = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return " ".join(message.split()) or type(exc).__name__

@@ -34,6 +34,17 @@ _DEPTH_16 = 65535.0
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
+class _DifferentSizesError(ValueError):
+    """Images of different sizes and no ``size`` to resize them to.
+
+    ``details`` names two of them; the command line words the fix its own way.
+    """
+
+    def __init__(self, details):
+        super().__init__(f"{details}; pass size=(height, width) to resize them all to one size.")
+        self.details = details
+
+
 def _as_size(size):
     """``size`` as ``(height, width)``, or raise a clear error."""
     shape = (size, size) if isinstance(size, Integral) else tuple(size)
@@ -290,10 +301,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         def read_into(index):  # written in place: peak memory is the output plus a few images
             image = _read(paths[index], self.mode, size)
             if image.shape != first.shape:
-                raise ValueError(
+                raise _DifferentSizesError(
                     f"{paths[index]!r} is {image.shape[1]}x{image.shape[0]} pixels but "
-                    f"{paths[0]!r} is {first.shape[1]}x{first.shape[0]}; pass "
-                    f"size=(height, width) to resize them all to one size."
+                    f"{paths[0]!r} is {first.shape[1]}x{first.shape[0]}"
                 )
             images[index] = image
 
