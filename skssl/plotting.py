@@ -167,6 +167,7 @@ def plot_reconstructions(
     Returns
     -------
     fig : matplotlib Figure or SubFigure
+        A row per image: the image, then the task's panels with the reconstruction.
 
     Raises
     ------
@@ -302,6 +303,7 @@ def plot_embedding(
     Returns
     -------
     ax : matplotlib Axes
+        A point per image.
 
     Raises
     ------
