@@ -13,7 +13,7 @@ Examples
 (3,)
 """
 
-from . import datasets, evaluation, heads, io, metrics, registry, semi_supervised, task, transfer
+from . import datasets, evaluation, heads, io, metrics, plotting, registry, semi_supervised, task, transfer
 from ._persistence import load
 from ._version import __version__
 from .base import BaseFeaturizer
@@ -80,6 +80,7 @@ __all__ = [
     "io",
     "load",
     "metrics",
+    "plotting",
     "registry",
     "semi_supervised",
     "task",

@@ -658,5 +658,5 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError("Plotting needs matplotlib: pip install skssl[plot] (or pip install matplotlib).") from exc
+        raise ImportError('Plotting needs matplotlib: pip install "skssl[plot]" (or pip install matplotlib).') from exc
     return plt

@@ -17,6 +17,11 @@ Per-image targets reach ``views`` from the loop: those the classifier was given
 itself, such as a queue of keys, is updated in ``loss`` under ``torch.no_grad()``
 after the loss has read what it needs (a copy, since autograd keeps the inputs of the
 backward pass).
+
+Two optional hooks show what a task does, for :mod:`skssl.plotting`:
+:meth:`PretextTask.view_panels` turns what ``views`` made of a batch into labelled
+images, and :meth:`PretextTask.reconstruction_panels` adds the network's
+reconstruction for the methods that reconstruct their input. Neither changes the task.
 """
 
 from abc import ABC, abstractmethod
@@ -24,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from ._panels import ViewPanel, image_panels
 
 
 @dataclass(frozen=True)
@@ -111,4 +118,34 @@ class PretextTask(torch.nn.Module, ABC):
     def parameter_groups(self) -> list[dict] | None:
         """The optimizer's parameter groups, ``[{"params", "lr_scale"}, ...]``, or None
         for one group of every trainable parameter (the default)."""
+        return None
+
+    def view_panels(self, batch: torch.Tensor, inputs: Any, targets: Any) -> list[ViewPanel]:
+        """What :meth:`views` made of ``batch``, as labelled images (for
+        :func:`skssl.plotting.plot_views`); the task is left as it was.
+
+        Parameters
+        ----------
+        batch : Tensor of shape (B, C, H, W)
+            The [0, 1] images handed to :meth:`views`.
+        inputs, targets
+            What :meth:`views` returned for them.
+
+        Returns
+        -------
+        panels : list of ViewPanel
+            By default every tensor of images among ``inputs`` and ``targets``
+            (``(k * B, C, H, W)`` gives ``k`` panels), captioned with integer labels
+            ``(k * B,)`` or ``(B,)`` among the targets. A task whose views hold
+            something else (indices, masks, packed codes) overrides this to show them.
+        """
+        n_images = len(batch)
+        panels = image_panels("input", inputs, n_images, labels=targets)
+        return panels + image_panels("target", targets, n_images)
+
+    def reconstruction_panels(self, batch: torch.Tensor, inputs: Any, targets: Any) -> list[ViewPanel] | None:
+        """The network's reconstruction next to its input and target, as labelled
+        images (for :func:`skssl.plotting.plot_reconstructions`), or None (the default)
+        for a task that reconstructs nothing. Called under ``torch.no_grad()`` in eval
+        mode with what :meth:`views` returned for ``batch``."""
         return None

@@ -236,7 +236,7 @@ def test_plots_say_how_to_get_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     for plot in (plot_label_efficiency, plot_layerwise):
-        with pytest.raises(ImportError, match=r"pip install skssl\[plot\]"):
+        with pytest.raises(ImportError, match=r'pip install "skssl\[plot\]"'):
             plot([])
 
 

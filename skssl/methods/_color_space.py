@@ -14,7 +14,7 @@ from torch import nn
 from .._data import to_tensor
 from .._training import to_unit
 from ..backbones import Backbone, build_stages, pool
-from ..color import rgb_to_lab
+from ..color import ab_bins, lab_to_rgb, rgb_to_lab
 
 GRID = 4  # colour targets: the mean colour of each cell of a grid of at most GRID x GRID cells
 
@@ -28,6 +28,23 @@ def split_halves(x):
     """Left and right halves ``(B, C, H, ceil(W / 2))``; an odd width's middle column is in both."""
     half = -(-x.shape[3] // 2)
     return x[..., :half], x[..., x.shape[3] - half :]
+
+
+def lightness(batch):
+    """The lightness L of [0, 1] RGB images as [0, 1] gray images ``(B, 1, H, W)``."""
+    return rgb_to_lab(batch)[:, :1] / 100
+
+
+def cell_colours(batch, ab, grid):
+    """RGB images ``(B, 3, h, w)`` of the cells of ``grid``: the mean lightness of each
+    cell of the [0, 1] RGB ``batch`` with the colour ``ab`` ``(B, 2, h, w)``."""
+    lab = torch.cat([F.adaptive_avg_pool2d(rgb_to_lab(batch)[:, :1], grid), ab], dim=1)
+    return lab_to_rgb(lab)
+
+
+def bin_colours(index):
+    """The ab colours ``(B, 2, h, w)`` of ab bin indices ``(B, h, w)``."""
+    return ab_bins().to(index.device)[index].permute(0, 3, 1, 2)
 
 
 class CellDecoder(nn.Module):

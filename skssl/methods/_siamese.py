@@ -17,6 +17,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from .. import augment
+from .._panels import image_panels
 from .._parameters import DeclaredParameters
 from ..backbones import pool
 from ..base import MIN_WORKING_SIDE, BaseFeaturizer
@@ -105,6 +106,11 @@ class TwoViewTask(PretextTask):
     def features(self, inputs, backbone=None):
         """Pooled features ``(N, F)`` of ``inputs`` by ``backbone`` (default: the online one)."""
         return pool((backbone or self.backbone)(inputs), self.pool_how)
+
+    def view_panels(self, batch, inputs, targets):
+        n_local_crops = len(inputs) // len(batch) - 2  # two views, then any local crops
+        titles = ["view a", "view b"] + [f"local crop {i}" for i in range(1, n_local_crops + 1)]
+        return image_panels(titles, inputs, len(batch))
 
 
 def frozen_copy(module):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._data import to_tensor
+from .._panels import ViewPanel
 from .._training import to_unit
 from ..backbones import pool
 from ..base import BaseFeaturizer
@@ -17,7 +18,15 @@ from ..color import AB_LIMIT, ab_bins, densify, rebalancing_weights, rgb_to_lab,
 from ..losses import rebalanced_cross_entropy
 from ..registry import register_method
 from ..task import PretextTask
-from ._color_space import CellDecoder, ColorSpaceMixin, check_batch_norm_can_train, target_grid
+from ._color_space import (
+    CellDecoder,
+    ColorSpaceMixin,
+    bin_colours,
+    cell_colours,
+    check_batch_norm_can_train,
+    lightness,
+    target_grid,
+)
 
 
 def _ab_cells(batch, grid):
@@ -81,12 +90,33 @@ class ColorizationTask(PretextTask):
     def views(self, batch, generator, targets=None):
         return batch, self._targets_of(batch) if targets is None else targets
 
+    def predict(self, inputs):
+        """Scores of the ab bins ``(B, Q, h, w)`` of every cell, or its ab over
+        ``AB_LIMIT`` ``(B, 2, h, w)`` for regression, from [0, 1] RGB ``inputs``."""
+        return self.decoder(pool(self.backbone(inputs), self.pool_how))
+
     def loss(self, inputs, targets):
-        predicted = self.decoder(pool(self.backbone(inputs), self.pool_how))  # (B, Q or 2, h, w)
+        predicted = self.predict(inputs)  # (B, Q or 2, h, w)
         if self.objective == "regression":
             return F.mse_loss(predicted.float(), targets)
         index, weight = targets.chunk(2, dim=1)
         return rebalanced_cross_entropy(predicted, densify(index.long(), weight), self.class_weights)
+
+    def view_panels(self, batch, inputs, targets):
+        cells = targets if self.objective == "regression" else targets[:, 0].long()  # the bin of the highest weight
+        return [ViewPanel("input: lightness", lightness(inputs)), self._colour_panel("target", inputs, cells)]
+
+    def reconstruction_panels(self, batch, inputs, targets):
+        predicted = self.predict(inputs)
+        cells = predicted if self.objective == "regression" else predicted.argmax(dim=1)
+        seen, target = self.view_panels(batch, inputs, targets)
+        return [seen, self._colour_panel("predicted", inputs, cells), target]
+
+    def _colour_panel(self, title, inputs, cells):
+        """The cells' colours, every cell's ab over ``AB_LIMIT`` ``(B, 2, h, w)`` or its
+        bin ``(B, h, w)``, at the cells' lightness."""
+        ab = cells * AB_LIMIT if self.objective == "regression" else bin_colours(cells)
+        return ViewPanel(f"{title}: cell colours", cell_colours(inputs, ab, self.grid))
 
 
 @register_method(

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import augment
+from .._panels import LEFT_OUT, ViewPanel
 from ..backbones import pool
 from ..base import BaseFeaturizer
 from ..heads import mlp_decoder
@@ -67,10 +68,22 @@ class ContextEncoderTask(PretextTask):
         inputs = torch.where(hole, self.backbone.mean, batch)  # (B, C, H, W)
         return inputs, (batch, hole)
 
+    def reconstruct(self, inputs):
+        """The decoder's whole images ``(B, C, H, W)`` from masked ``inputs``."""
+        return self.decoder(pool(self.backbone(inputs), self.pool_how)).view_as(inputs)  # from (B, C*H*W)
+
     def loss(self, inputs, targets):
         images, hole = targets
-        reconstruction = self.decoder(pool(self.backbone(inputs), self.pool_how))  # (B, C*H*W)
-        return masked_mse(reconstruction.view_as(images), images, self.loss_weights(hole))
+        return masked_mse(self.reconstruct(inputs), images, self.loss_weights(hole))
+
+    def view_panels(self, batch, inputs, targets):
+        images, hole = targets
+        return [ViewPanel("masked input", inputs), ViewPanel("target: hidden pixels", images.where(hole, LEFT_OUT))]
+
+    def reconstruction_panels(self, batch, inputs, targets):
+        masked, target = self.view_panels(batch, inputs, targets)
+        painted = self.reconstruct(inputs).where(targets[1], inputs)  # the network's pixels in the hole only
+        return [masked, ViewPanel("painted in", painted), target]
 
     def loss_weights(self, hole):
         """Per-pixel loss weights (B, 1, H, W): 1 on the hole, ``OVERLAP_WEIGHT`` on the

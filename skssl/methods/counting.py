@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
+from .._panels import ViewPanel, mosaic
 from ..base import BaseFeaturizer
 from ..losses import counting_loss
 from ..registry import register_method
@@ -66,6 +67,11 @@ class CountingTask(PretextTask):
         method = torch.randint(len(DOWNSAMPLING), (n,), generator=generator, device=images.device)
         whole = shrunk[method, torch.arange(n, device=images.device)]  # (B, C, h, w)
         return torch.cat([whole, tiles.flatten(0, 1)]), None  # (5B, C, h, w): wholes, then tiles
+
+    def view_panels(self, batch, inputs, targets):
+        n = len(batch)
+        tiles = inputs[n:].unflatten(0, (n, 4))  # (B, 4, C, h, w)
+        return [ViewPanel("whole, shrunk", inputs[:n]), ViewPanel("its 4 tiles", mosaic(tiles, (2, 2)))]
 
     def loss(self, inputs, targets):
         counts = self.counter(tile_features(self.backbone, inputs))  # (5B, D)

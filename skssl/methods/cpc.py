@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
+from .._panels import ViewPanel, mosaic
 from ..augment import resize
 from ..backbones import pool
 from ..base import MIN_WORKING_SIDE, BaseFeaturizer
@@ -123,6 +124,14 @@ class CPCTask(PretextTask):
     def views(self, batch, generator, targets=None):
         batch = resize(batch, self.size)  # small images: up to the grid's size
         return batch, None  # the patches are cut in loss, where the grid is needed
+
+    def view_panels(self, batch, inputs, targets):
+        patches = patch_grid(inputs, self.patch, self.stride)  # (B, R, Q, C, h, w), as codes() cuts them
+        rows, columns = patches.shape[1:3]
+        return [
+            ViewPanel("input", inputs),
+            ViewPanel(f"{rows}x{columns} patches", mosaic(patches.flatten(1, 2), (rows, columns))),
+        ]
 
     def codes(self, images):
         """Patch codes ``(B, D, rows, columns)`` of a batch of (resized) images."""

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .. import augment
+from .._panels import ViewPanel, captions
 from .._training import chunks, to_unit
 from ..backbones import pool
 from ..base import BaseFeaturizer
@@ -160,6 +161,9 @@ class DeepClusterTask(PretextTask):
     def views(self, batch, generator, targets=None):
         view = augment.random_resized_crop(batch, generator, scale=self.crop_scale, flip=self.flip_prob)
         return view, targets  # the pseudo-labels, which start_epoch gave the loop
+
+    def view_panels(self, batch, inputs, targets):
+        return [ViewPanel("cropped view", inputs, captions("cluster {}", targets))]
 
     def loss(self, inputs, targets):
         logits = self.head(self.features(inputs))  # (B, K)

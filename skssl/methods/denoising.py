@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import augment
+from .._panels import ViewPanel
 from ..backbones import pool
 from ..base import BaseFeaturizer
 from ..heads import mlp_decoder
@@ -42,9 +43,19 @@ class DenoisingTask(PretextTask):
     def views(self, batch, generator, targets=None):
         return self.corrupt(batch, generator, **{self._level_name: self.noise_level}), batch
 
+    def reconstruct(self, inputs):
+        """The decoder's clean images ``(B, C*H*W)`` of corrupted ``inputs`` (B, C, H, W)."""
+        return self.decoder(pool(self.backbone(inputs), self.pool_how))
+
     def loss(self, inputs, targets):
-        reconstruction = self.decoder(pool(self.backbone(inputs), self.pool_how))  # (B, C*H*W)
-        return F.mse_loss(reconstruction, targets.flatten(1))
+        return F.mse_loss(self.reconstruct(inputs), targets.flatten(1))
+
+    def view_panels(self, batch, inputs, targets):
+        return [ViewPanel("corrupted input", inputs), ViewPanel("target: clean", targets)]
+
+    def reconstruction_panels(self, batch, inputs, targets):
+        corrupted, clean = self.view_panels(batch, inputs, targets)
+        return [corrupted, ViewPanel("reconstruction", self.reconstruct(inputs).view_as(inputs)), clean]
 
     @property
     def _level_name(self):

@@ -11,6 +11,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._panels import image_panels
 from ..backbones import pool
 from ..base import BaseFeaturizer
 from ..heads import projection_head
@@ -48,6 +49,9 @@ class ExemplarTask(PretextTask):
     def loss(self, inputs, labels):
         z = self.head(pool(self.backbone(inputs), self.pool_how))  # (V*B, D)
         return triplet_loss(z, labels, margin=self.margin, mining=self.mining)
+
+    def view_panels(self, batch, inputs, targets):
+        return image_panels("view", inputs, len(batch))  # the labels name the source image: one class a row
 
 
 @register_method(

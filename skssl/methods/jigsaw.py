@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
+from .._panels import ViewPanel, captions, mosaic
 from ..base import MIN_WORKING_SIDE, BaseFeaturizer
 from ..registry import register_method
 from ._tiles import TileClassifierTask
@@ -102,6 +103,17 @@ class JigsawTask(TileClassifierTask):
     def arrange(self, n, generator):
         targets = torch.randint(len(self.permutations), (n,), generator=generator, device=generator.device)
         return self.permutations[targets], targets  # (B, tiles): position i shows cell permutation[i]
+
+    def view_panels(self, batch, inputs, targets):
+        tiles = inputs.unflatten(0, (len(batch), -1))  # (B, tiles, C, h, w) in the order the network reads
+        grid = (self.grid, self.grid)
+        return [
+            ViewPanel("shuffled tiles", mosaic(tiles, grid), captions("permutation {}", targets)),
+            ViewPanel(  # the symmetries turn the image before it is cut
+                "solved (turned)" if self.symmetries else "solved",
+                mosaic(tiles, grid, cells=self.permutations[targets]),
+            ),
+        ]
 
 
 @register_method(

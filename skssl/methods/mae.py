@@ -10,6 +10,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
+from .._panels import LEFT_OUT, ViewPanel
 from ..backbones import Block, PatchEmbed, TokenNorm, grid_positions, init_vit_weights
 from ..base import BaseFeaturizer
 from ..losses import _in_float32
@@ -50,6 +51,14 @@ def random_shuffle(n_images, n_patches, generator, device):
     patches of each row are shown, the rest are masked."""
     noise = torch.rand(n_images, n_patches, generator=generator, device=device)
     return noise.argsort(dim=1)
+
+
+def hidden_patches(shuffle, keep):
+    """``(B, N)`` float, 1 on the patches that :func:`random_shuffle`'s order ``shuffle``
+    hides when the first ``keep`` are shown, 0 on those shown."""
+    mask = torch.ones(shuffle.shape, device=shuffle.device)
+    mask.scatter_(1, shuffle[:, :keep], 0.0)
+    return mask
 
 
 def gather_tokens(tokens, indices):
@@ -137,7 +146,15 @@ class MAETask(PretextTask):
         return batch, random_shuffle(len(batch), n_patches, generator, batch.device)
 
     def loss(self, inputs, targets):
-        shuffle = targets  # (B, N): each image's patches, visible ones first
+        return masked_patch_loss(*self.predict(inputs, targets), self.norm_pix_loss)
+
+    def predict(self, inputs, shuffle):
+        """The decoder's pixels ``(B, N, P)`` of every patch, the standardised pixels
+        ``(B, N, P)`` it is scored against, and the mask ``(B, N)``, 1 where hidden.
+
+        ``shuffle`` ``(B, N)`` is what :meth:`views` returned: each image's patches,
+        visible ones first.
+        """
         patch_embed, *blocks, norm = self.backbone.stages.children()
         images = patch_embed.pad((inputs - self.backbone.mean) / self.backbone.std)  # (B, C, H', W')
         tokens = patch_embed(images).flatten(2).transpose(1, 2)  # (B, N, D), positions added
@@ -153,9 +170,34 @@ class MAETask(PretextTask):
         for block in self.decoder:
             full = block.tokens(full)
         prediction = self.decoder_pred(self.decoder_norm(full))  # (B, N, P)
-        mask = torch.ones(batch, n_patches, device=inputs.device)
-        mask.scatter_(1, shuffle[:, :keep], 0.0)  # (B, N): 1 where hidden
-        return masked_patch_loss(prediction, patchify(images, self.patch_size), mask, self.norm_pix_loss)
+        return prediction, patchify(images, self.patch_size), hidden_patches(shuffle, keep)
+
+    def view_panels(self, batch, inputs, targets):
+        hidden = self._hidden_pixels(targets, inputs.shape[2:])  # (B, 1, H, W)
+        keep = n_visible(targets.shape[1], self.mask_ratio)
+        return [
+            ViewPanel(f"{keep} of {targets.shape[1]} patches seen", inputs.where(~hidden, LEFT_OUT)),
+            ViewPanel("target: hidden patches", inputs.where(hidden, LEFT_OUT)),
+        ]
+
+    def reconstruction_panels(self, batch, inputs, targets):
+        seen, hidden_target = self.view_panels(batch, inputs, targets)
+        prediction, standardised, _ = self.predict(inputs, targets)
+        if self.norm_pix_loss:  # predicted in each patch's own units: shown in those of the true patch
+            variance = standardised.var(dim=-1, keepdim=True, correction=0)
+            prediction = prediction * (variance + 1e-6).sqrt() + standardised.mean(dim=-1, keepdim=True)
+        channels, height, width = inputs.shape[1:]
+        images = unpatchify(prediction, self.patch_size, self.grid, channels)[..., :height, :width]  # unpadded
+        images = images * self.backbone.std + self.backbone.mean  # back to [0, 1]
+        filled = images.where(self._hidden_pixels(targets, (height, width)), inputs)
+        return [seen, ViewPanel("hidden patches predicted", filled), hidden_target]
+
+    def _hidden_pixels(self, shuffle, size):
+        """``(B, 1, H, W)``, True on the pixels of the patches hidden from the encoder."""
+        hidden = hidden_patches(shuffle, n_visible(shuffle.shape[1], self.mask_ratio)).bool()
+        pixels = hidden.view(len(shuffle), 1, *self.grid)
+        pixels = pixels.repeat_interleave(self.patch_size[0], dim=2).repeat_interleave(self.patch_size[1], dim=3)
+        return pixels[..., : size[0], : size[1]]  # patches of a padded image overhang it
 
 
 @register_method(

@@ -6,11 +6,13 @@
 
 import torch
 
+from .._panels import ViewPanel, captions, mosaic
 from ..base import MIN_WORKING_SIDE, BaseFeaturizer
 from ..registry import register_method
 from ._tiles import TileClassifierTask
 
 CENTRE = 4  # the middle cell of a 3x3 grid, numbered row by row
+DIRECTIONS = ("up-left", "up", "up-right", "left", "right", "down-left", "down", "down-right")  # the classes
 
 
 def neighbour_pairs(grid):
@@ -60,6 +62,18 @@ class RelativePositionTask(TileClassifierTask):
         index = torch.randint(len(self.pairs), (n,), generator=generator, device=generator.device)
         chosen = self.pairs[index]
         return chosen[:, :2], chosen[:, 2]  # (B, 2) cells, (B,) classes
+
+    def view_panels(self, batch, inputs, targets):
+        tiles = inputs.unflatten(0, (len(batch), 2))  # (B, 2, C, h, w): the first patch, then its neighbour
+        around_first = torch.stack([torch.full_like(targets, CENTRE), targets + (targets >= CENTRE)], dim=1)
+        return [
+            ViewPanel("patch pair", mosaic(tiles, (1, 2)), captions("class {}", targets)),
+            ViewPanel(
+                "second relative to first",
+                mosaic(tiles, (3, 3), cells=around_first),
+                tuple(DIRECTIONS[label] for label in targets.tolist()),
+            ),
+        ]
 
 
 @register_method(

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._panels import image_panels
 from ..augment import resize
 from ..backbones import pool
 from ..base import MIN_WORKING_SIDE, BaseFeaturizer
@@ -41,6 +42,10 @@ class RotationTask(PretextTask):
     def loss(self, inputs, targets):
         logits = self.head(pool(self.backbone(inputs), self.pool_how))  # (R*B, R)
         return F.cross_entropy(logits, targets)
+
+    def view_panels(self, batch, inputs, targets):
+        quarter_turns = range(0, 4, 4 // self.n_rotations)
+        return image_panels([f"{90 * k}°" for k in quarter_turns], inputs, len(batch), labels=targets)
 
 
 @register_method(

@@ -5,15 +5,26 @@
 - [1] Zhang, Isola & Efros, "Colorful Image Colorization", ECCV 2016, arXiv:1603.08511.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._panels import ViewPanel
 from ..backbones import pool
 from ..base import BaseFeaturizer
-from ..color import ab_bins, quantize_ab, quantize_unit, rgb_to_lab
+from ..color import ab_bins, lab_to_rgb, quantize_ab, quantize_unit, rgb_to_lab
 from ..registry import register_method
 from ..task import PretextTask
-from ._color_space import CellDecoder, ColorSpaceMixin, check_batch_norm_can_train, split_halves, target_grid
+from ._color_space import (
+    CellDecoder,
+    ColorSpaceMixin,
+    bin_colours,
+    cell_colours,
+    check_batch_norm_can_train,
+    lightness,
+    split_halves,
+    target_grid,
+)
 
 N_VALUE_BINS = 50  # L (and gray levels) as 50 classes of equal width, as [0] does for L
 
@@ -53,14 +64,59 @@ class SplitBrainTask(PretextTask):
         left, right = (F.adaptive_avg_pool2d(half, self.grid) for half in split_halves(batch))
         return batch, [quantize_unit(right, N_VALUE_BINS), quantize_unit(left, N_VALUE_BINS)]  # (B, C, h, w)
 
+    def class_logits(self, inputs):
+        """Each sub-network's class scores of the cells, in the order of the targets:
+        ``(B, K, h, w)``, or ``(B, K, C, h, w)`` for every channel of a half image."""
+        halves = self.backbone.split == "halves"  # one distribution per channel and cell
+        logits = []
+        for features, decoder in zip(self.backbone.branch_outputs(inputs), self.decoders):
+            scores = decoder(pool(features, self.pool_how))  # (B, K * C, h, w)
+            logits.append(scores.reshape(len(inputs), N_VALUE_BINS, -1, *self.grid) if halves else scores)
+        return logits
+
     def loss(self, inputs, targets):
         total = 0.0
-        for features, decoder, target in zip(self.backbone.branch_outputs(inputs), self.decoders, targets):
-            logits = decoder(pool(features, self.pool_how))  # (B, K * C, h, w)
-            if target.ndim == 4:  # one distribution per channel and cell
-                logits = logits.reshape(len(inputs), N_VALUE_BINS, *target.shape[1:])  # (B, K, C, h, w)
+        for logits, target in zip(self.class_logits(inputs), targets):
             total = total + F.cross_entropy(logits.float(), target)
         return total
+
+    def view_panels(self, batch, inputs, targets):
+        seen, target = self._seen(inputs), self._cell_images(inputs, targets, "target")
+        return [seen[0], target[0], seen[1], target[1]]
+
+    def reconstruction_panels(self, batch, inputs, targets):
+        seen, target = self._seen(inputs), self._cell_images(inputs, targets, "target")
+        predicted = self._cell_images(
+            inputs, [logits.argmax(dim=1) for logits in self.class_logits(inputs)], "predicted"
+        )
+        return [seen[0], predicted[0], target[0], seen[1], predicted[1], target[1]]
+
+    def _seen(self, inputs):
+        """What each sub-network sees, as two panels."""
+        if self.backbone.split == "lab":
+            lab = rgb_to_lab(inputs)
+            colours = lab_to_rgb(torch.cat([torch.full_like(lab[:, :1], 50.0), lab[:, 1:]], dim=1))  # at one L
+            return [ViewPanel("input 1: lightness", lightness(inputs)), ViewPanel("input 2: colours", colours)]
+        left, right = split_halves(inputs)
+        return [ViewPanel("input 1: left half", left), ViewPanel("input 2: right half", right)]
+
+    def _cell_images(self, inputs, classes, title):
+        """The classes of the cells, for each sub-network (as its targets), as two panels."""
+        if self.backbone.split == "lab":
+            ab, value = classes
+            return [
+                ViewPanel(f"{title} 1: cell colours", cell_colours(inputs, bin_colours(ab), self.grid)),
+                ViewPanel(f"{title} 2: cell lightness", _bin_centres(value[:, None])),
+            ]
+        return [
+            ViewPanel(f"{title} {i}: {half} half", _bin_centres(c))
+            for i, (half, c) in enumerate(zip(("right", "left"), classes), 1)
+        ]
+
+
+def _bin_centres(index):
+    """The [0, 1] values at the centres of the ``N_VALUE_BINS`` bins ``index``."""
+    return (index.float() + 0.5) / N_VALUE_BINS
 
 
 @register_method(
