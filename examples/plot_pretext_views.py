@@ -25,9 +25,11 @@ from skssl.datasets import load_digits_images, load_sample_patches
 from skssl.plotting import plot_history, plot_reconstructions, plot_views
 from skssl.registry import METHODS
 
+# Twenty epochs of a small autoencoder take seconds, so the docs build's small-settings
+# run (--max-epochs 1) keeps them: one epoch would draw only the mean digit.
 parser = argparse.ArgumentParser()
-parser.add_argument("--max-epochs", type=int, default=None, help="denoising epochs; default 20")
-args, _ = parser.parse_known_args()
+parser.add_argument("--max-epochs", type=int, default=None, help="ignored: the example trains for seconds")
+parser.parse_known_args()
 
 digits, _ = load_digits_images(n_samples=1100)
 patches, _ = load_sample_patches(16, 200, random_state=0)
@@ -58,7 +60,7 @@ plt.show()
 # decoder of a denoising autoencoder, trained for 20 epochs on 1,000 digits with 30%
 # of their pixels zeroed, fills in held-out digits.
 
-denoising = DenoisingAEFeaturizer(max_epochs=args.max_epochs or 20, batch_size=32, random_state=0)
+denoising = DenoisingAEFeaturizer(max_epochs=20, batch_size=32, random_state=0)
 denoising.fit(digits[:1000])
 print(f"denoising loss per epoch: {[round(record['loss'], 4) for record in denoising.history_]}")
 plot_reconstructions(denoising, digits[1000:], n=4)
