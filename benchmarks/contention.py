@@ -41,16 +41,17 @@ def _data(mnist, n_images):
     return X[:n_images], y[:n_images]
 
 
-def _estimator(method, epochs, **settings):
+def _estimator(method, epochs, n_threads="auto", **settings):
     from skssl.registry import METHODS
 
-    return METHODS[method].estimator(max_epochs=epochs, random_state=0, **settings)
+    n_threads = n_threads if n_threads == "auto" else int(n_threads)
+    return METHODS[method].estimator(max_epochs=epochs, random_state=0, n_threads=n_threads, **settings)
 
 
 def worker_fit(args):
     """One timed fit; prints its seconds as JSON."""
     X, _ = _data(args.mnist, args.n_images)
-    estimator = _estimator(args.method, args.epochs)
+    estimator = _estimator(args.method, args.epochs, args.n_threads)
     start = time.perf_counter()
     estimator.fit(X)
     print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
@@ -67,7 +68,7 @@ def worker_compete(args):
             a /= np.abs(a).max()
             print(time.time(), flush=True)
     X, _ = _data(args.mnist, args.n_images)
-    estimator = _estimator(args.method, 1, warm_start=True)  # each fit: one more epoch
+    estimator = _estimator(args.method, 1, args.n_threads, warm_start=True)  # each fit: one more epoch
     while True:
         estimator.fit(X)
         print(time.time(), flush=True)
@@ -80,7 +81,7 @@ def worker_grid(args):
     from sklearn.pipeline import make_pipeline
 
     X, y = _data(args.mnist, args.n_images)
-    pipeline = make_pipeline(_estimator(args.method, args.epochs), LogisticRegression(max_iter=200))
+    pipeline = make_pipeline(_estimator(args.method, args.epochs, args.n_threads), LogisticRegression(max_iter=200))
     prefix = pipeline.steps[0][0]
     grid = {f"{prefix}__learning_rate": [1e-3, 3e-3], f"{prefix}__batch_size": [64, 128]}
     search = GridSearchCV(pipeline, grid, cv=2, n_jobs=args.n_jobs)
@@ -91,7 +92,8 @@ def worker_grid(args):
 
 def _command(args, role, **extra):
     command = [sys.executable, HERE, "--worker", role, "--method", args.method, "--n-images", str(args.n_images)]
-    command += ["--epochs", str(args.epochs)] + (["--mnist", args.mnist] if args.mnist else [])
+    command += ["--epochs", str(args.epochs), "--n-threads", args.n_threads]
+    command += ["--mnist", args.mnist] if args.mnist else []
     for name, value in extra.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     return command
@@ -150,20 +152,25 @@ def beside(fit_command, competitor_command):
 
 
 def contention_rows(args):
-    rows = {name: [] for name in ("skssl", "blas")}
+    """``{(n_threads, competitor): [(alone s, beside s, rate alone, rate beside), ...]}``,
+    the settings interleaved within each round."""
+    rows = {}
     for round_ in range(args.rounds):
-        alone = _timed(_command(args, "fit"))
-        for name in rows:
-            competitor_command = _command(args, "compete", competitor=name)
-            rate_alone = competitor_alone(competitor_command, max(alone, 5.0))
-            seconds, rate_beside = beside(_command(args, "fit"), competitor_command)
-            rows[name].append((alone, seconds, rate_alone, rate_beside))
-            print(
-                f"  round {round_ + 1} {args.method} beside {name}: fit {alone:.1f}s alone, {seconds:.1f}s beside; "
-                f"competitor {rate_alone:.2f}/s alone, {rate_beside:.2f}/s beside; load {os.getloadavg()[0]:.2f}",
-                file=sys.stderr,
-                flush=True,
-            )
+        for n_threads in args.threads.split(","):
+            args.n_threads = n_threads
+            alone = _timed(_command(args, "fit"))
+            for name in ("skssl", "blas"):
+                competitor_command = _command(args, "compete", competitor=name)
+                rate_alone = competitor_alone(competitor_command, max(alone, 5.0))
+                seconds, rate_beside = beside(_command(args, "fit"), competitor_command)
+                rows.setdefault((n_threads, name), []).append((alone, seconds, rate_alone, rate_beside))
+                print(
+                    f"  round {round_ + 1} {args.method} n_threads={n_threads} beside {name}: fit {alone:.1f}s "
+                    f"alone, {seconds:.1f}s beside; competitor {rate_alone:.2f}/s alone, {rate_beside:.2f}/s "
+                    f"beside; load {os.getloadavg()[0]:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return rows
 
 
@@ -188,10 +195,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-grid", action="store_true")
+    parser.add_argument(
+        "--threads",
+        default="auto",
+        help="comma-separated n_threads settings to compare, interleaved (e.g. auto,2: 2 is fixed threads, "
+        "as before n_threads existed)",
+    )
     parser.add_argument("--worker", choices=("fit", "compete", "grid"), help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--competitor", choices=("skssl", "blas"), help=argparse.SUPPRESS)
     parser.add_argument("--n-jobs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--n-threads", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         import numpy  # noqa: F401  (a user's script imports them first)
@@ -203,20 +217,21 @@ def main():
         f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; {args.n_images} images, "
         f"{args.epochs} epochs, {args.rounds} rounds, medians\n"
     )
-    print("| method | beside | fit alone s | fit beside s | fit slowdown | competitor slowdown |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| method | n_threads | beside | fit alone s | fit beside s | fit slowdown | competitor slowdown |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     median = statistics.median
     for method in args.methods.split(","):
         args.method = method
-        for name, rounds in contention_rows(args).items():
+        for (n_threads, name), rounds in contention_rows(args).items():
             print(
-                f"| {method} | {'another skssl fit' if name == 'skssl' else 'NumPy BLAS loop'} "
+                f"| {method} | {n_threads} | {'another skssl fit' if name == 'skssl' else 'NumPy BLAS loop'} "
                 f"| {median(r[0] for r in rounds):.1f} | {median(r[1] for r in rounds):.1f} "
                 f"| {median(r[1] / r[0] for r in rounds):.2f}x | {median(r[2] / r[3] for r in rounds):.2f}x |",
                 flush=True,
             )
     if args.skip_grid:
         return
+    args.n_threads = args.threads.split(",")[0]
     print("\n| method | 2-thread speedup s | ideal grid speedup 2/s | grid n_jobs=1 s | n_jobs=2 s | speedup |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for method in args.methods.split(","):

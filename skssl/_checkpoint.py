@@ -42,6 +42,7 @@ RUN_PARAMETERS = frozenset(
         "n_iter_no_change",
         "tol",
         "verbose",
+        "n_threads",
         "device",
         "precision",
         "compile",

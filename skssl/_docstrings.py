@@ -52,11 +52,18 @@ instance
         rows that are not square are then treated as ``1 x n_columns`` signals.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and augmentation. On CPU the same
-        integer gives bit-identical embeddings; the global torch RNG is untouched.
+        integer gives bit-identical embeddings at the same thread count (see
+        ``n_threads``); the global torch RNG is untouched.
     verbose : int, default=0
         When > 0, show training progress on standard error: a progress bar
         (images, images/s, epoch, loss) on a terminal or in a notebook, one line
         per epoch elsewhere.
+    n_threads : "auto" or int, default="auto"
+        CPU threads for training. ``"auto"`` starts with torch's
+        (``torch.set_num_threads``, ``OMP_NUM_THREADS``, ``threadpoolctl``'s limits)
+        and lowers them while other processes keep cores busy, so that a fit beside
+        another does not slow both down; the thread count changes the last digits of
+        a result. An int trains on exactly that many threads, for bit-identical runs.
     warm_start : bool, default=False
         When True, ``fit`` resumes the run saved in ``checkpoint_dir`` if there is
         one (up to ``max_epochs`` in all, giving the same weights as an uninterrupted

@@ -94,6 +94,7 @@ class TrainingParameters(DeclaredParameters):
     weight_decay: float = 1e-4
     compile: bool = False
     verbose: int = 0
+    n_threads: int | str = "auto"
     warm_start: bool = False
     tol: float = 1e-4
     n_iter_no_change: int | None = None
@@ -107,6 +108,7 @@ class TrainingParameters(DeclaredParameters):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "compile": ["boolean"],
         "verbose": ["verbose"],
+        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
@@ -122,6 +124,7 @@ class TrainingParameters(DeclaredParameters):
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             verbose=self.verbose,
+            n_threads=self.n_threads,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             precision=self.precision,

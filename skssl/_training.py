@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from . import _distributed
 from ._data import to_tensor
 from ._progress import Progress
+from ._threads import ThreadBudget
 
 
 def to_unit(batch, value_range):
@@ -187,6 +188,7 @@ def train(
     weight_decay,
     generator,
     verbose=0,
+    n_threads="auto",
     tol=1e-4,
     n_iter_no_change=None,
     resume=None,
@@ -224,6 +226,9 @@ def train(
     verbose : int, default=0
         When > 0, a progress bar on a terminal or in a notebook, else one line per
         epoch, on standard error (:class:`skssl._progress.Progress`).
+    n_threads : "auto" or int, default="auto"
+        CPU threads: ``"auto"`` lowers torch's to the cores other processes leave
+        free, an int trains on exactly that many (:class:`skssl._threads.ThreadBudget`).
     tol : float, default=1e-4
         Improvement of the epoch loss that counts, for early stopping.
     n_iter_no_change : int or None, default=None
@@ -284,13 +289,19 @@ def train(
     )
     run.last_good = _snapshot(task)
     task.train()
+    budget = ThreadBudget(device, n_threads).start()
+
+    def after_step():
+        progress.step()
+        budget.check()
+
     try:
         for epoch in range(len(run.history) + 1, max_epochs + 1):
             start = time.perf_counter()
             epoch_targets = task.start_epoch(images, value_range, generator)
             if epoch_targets is None:
                 epoch_targets = run_targets if run_targets is not None else targets
-            epoch_loss = _run_epoch(run, model, images, epoch_targets, progress=progress, **epoch_settings)
+            epoch_loss = _run_epoch(run, model, images, epoch_targets, after_step=after_step, **epoch_settings)
             _check_finite(epoch_loss, epoch, estimator_name, learning_rate)
             record = _end_epoch(run, epoch, epoch_loss, time.perf_counter() - start, validation)
             progress.end_epoch(record)
@@ -317,6 +328,8 @@ def train(
             UserWarning,
             stacklevel=3,
         )
+    finally:
+        budget.close()
     progress.close()
     if run.best["weights"] is not None and not run.history.interrupted:
         task.load_state_dict(run.best["weights"])  # early stopping keeps the best epoch
@@ -344,7 +357,7 @@ def _check_finite(epoch_loss, epoch, estimator_name, learning_rate):
         )
 
 
-def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, mixed, progress):
+def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, mixed, after_step):
     """One pass over a random order of ``images``; returns the mean loss of its steps."""
     generator = run.generator
     steps_per_epoch = len(images) // batch_size
@@ -361,7 +374,7 @@ def _run_epoch(run, model, images, targets, *, value_range, batch_size, device, 
                 loss = model(batch, generator, take(targets, indices, device))
         run.step(loss)
         total += loss.detach()
-        progress.step()
+        after_step()
     return float(_distributed.all_mean(total)) / steps_per_epoch  # one host sync per epoch
 
 

@@ -173,6 +173,9 @@ default="small_cnn"
         float32 on the CPU.
     compile : bool, default=False
         Compile the network with ``torch.compile`` for training.
+    n_threads : "auto" or int, default="auto"
+        CPU threads for training: ``"auto"`` lowers torch's while other processes
+        keep cores busy; an int trains on exactly that many, for bit-identical runs.
     warm_start : bool, default=False
         Resume the run saved in ``checkpoint_dir`` if there is one.
     tol : float, default=1e-4

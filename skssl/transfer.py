@@ -142,6 +142,9 @@ class FineTunedClassifier(
     verbose : int, default=0
         When > 0, name each stage and show its progress: a bar on a terminal or in
         a notebook, one line per epoch elsewhere.
+    n_threads : "auto" or int, default="auto"
+        CPU threads for training: ``"auto"`` lowers torch's while other processes
+        keep cores busy; an int trains on exactly that many, for bit-identical runs.
     warm_start : bool, default=False
         Resume the stages saved in ``checkpoint_dir`` (the featurizer's pretext run
         too, when it has no ``checkpoint_dir`` of its own), giving the weights of an

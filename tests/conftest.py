@@ -20,3 +20,11 @@ def digits():
     name that requests it and returns its slice.
     """
     return load_digits(return_X_y=True)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_threads(monkeypatch):
+    """Fits keep the threads they start with (``n_threads="auto"`` does not follow the
+    load), so that bit-identity checks do not depend on what else the machine runs;
+    tests/test_threads.py turns it back on."""
+    monkeypatch.setattr("skssl._threads.ADAPT", False)
