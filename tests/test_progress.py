@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from skssl import FineTunedClassifier, RotNetFeaturizer
-from skssl._progress import Progress
+from skssl._progress import Progress, _live_output
 
 from _testing import TINY
 
@@ -98,3 +98,20 @@ def test_the_classifier_names_its_stages(digits, capsys):
     assert "RotNetFeaturizer epoch   1/1" in err
     assert "FineTunedClassifier fine-tune epoch   1/1" in err
     assert "FineTunedClassifier semi-supervised epoch   1/1" in err
+
+
+def test_a_jupyter_kernel_counts_as_live_output_though_its_streams_are_no_terminals(monkeypatch):
+    class Shell:
+        config = {"IPKernelApp": {}}
+
+    class IPython:
+        shell = None
+
+        @classmethod
+        def get_ipython(cls):
+            return cls.shell
+
+    monkeypatch.setitem(sys.modules, "IPython", IPython)
+    assert not _live_output(io.StringIO())  # IPython in a terminal, or imported without a shell
+    IPython.shell = Shell()
+    assert _live_output(io.StringIO())
