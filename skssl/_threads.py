@@ -29,6 +29,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: Whether ``n_threads="auto"`` follows the load; the test suite turns it off so that
 #: its bit-identity checks do not depend on what else the machine runs.
 ADAPT = True
+#: The last choice, ``(time.monotonic(), threads)``: a fit that starts soon after
+#: another (a grid search's next candidate, a warm-started epoch) starts with it.
+_last_choice = None
+REMEMBER = 10.0  # seconds a choice stays valid for the next fit
 
 
 def usable_cpus():
@@ -90,7 +94,8 @@ class ThreadBudget:
     n_threads : "auto" or int, default="auto"
         ``"auto"`` follows the free cores; an int trains on exactly that many.
     interval : float, default=2.0
-        Seconds between two readings of the CPU times.
+        Seconds between two readings of the CPU times; the first comes after a
+        quarter of it, so that short fits adapt too.
 
     Call :meth:`start` before the training loop, :meth:`check` after each step and
     :meth:`close` at the end, which restores the threads it started with.
@@ -107,17 +112,22 @@ class ThreadBudget:
         if self.enabled:
             quota = cgroup_cpu_limit()
             self.cores = len(self.cpus) if quota is None else min(len(self.cpus), max(1, math.floor(quota)))
-        self.last = None
+        self.last = self.due = None
 
     def start(self):
         """Take the first reading (and apply a container's quota at once)."""
         if self.fixed is not None and self.fixed != self.initial:
             torch.set_num_threads(self.fixed)
         if self.enabled:
-            self.last = (time.monotonic(), read_cpu_times(self.cpus))
+            now = time.monotonic()
+            self.last, self.due = (now, read_cpu_times(self.cpus)), now + self.interval / 4
             self.enabled = self.last[1] is not None
-        if self.enabled and self.threads_for(0.0) < self.ceiling:  # a container's quota
-            torch.set_num_threads(self.threads_for(0.0))
+        if self.enabled:
+            threads = self.threads_for(0.0)  # a container's quota
+            if _last_choice is not None and now - _last_choice[0] < REMEMBER:
+                threads = min(threads, _last_choice[1])
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
         return self
 
     def close(self):
@@ -130,8 +140,9 @@ class ThreadBudget:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.last[0] < self.interval:
+        if now < self.due:
             return
+        self.due = now + self.interval
         times = read_cpu_times(self.cpus)
         if times is None:
             self.enabled = False
@@ -139,6 +150,8 @@ class ThreadBudget:
         (then, (busy_then, own_then)), self.last = self.last, (now, times)
         others = max(0.0, (times[0] - busy_then) - (times[1] - own_then)) / CLOCK_TICKS / (now - then)
         threads = self.threads_for(others)
+        global _last_choice
+        _last_choice = (now, threads)
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
 

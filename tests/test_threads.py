@@ -19,6 +19,7 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(_threads, "ADAPT", True)
     monkeypatch.setattr(_threads, "usable_cpus", lambda: frozenset({0, 1}))
     monkeypatch.setattr(_threads, "cgroup_cpu_limit", lambda: None)
+    monkeypatch.setattr(_threads, "_last_choice", None)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -80,11 +81,15 @@ def test_threads_for_the_other_processes_load(two_threads, others, threads):
 def test_threads_drop_beside_a_busy_process_and_come_back_after(two_threads, monkeypatch):
     machine = FakeMachine(monkeypatch, others=1.0)
     budget = ThreadBudget(CPU, interval=1.0).start()
-    machine.advance(0.5)
-    budget.check()  # too soon to read again
+    machine.advance(0.2)
+    budget.check()  # too soon to read: the first reading comes after a quarter interval
     assert torch.get_num_threads() == 2
-    machine.advance(0.5)
+    machine.advance(0.1)
     budget.check()
+    assert torch.get_num_threads() == 1
+    machine.others = 0.0
+    machine.advance(0.5)
+    budget.check()  # the next reading comes a whole interval later
     assert torch.get_num_threads() == 1
     machine.others = 0.0
     machine.advance()
@@ -110,7 +115,28 @@ def test_a_fit_beside_a_busy_process_trains_on_fewer_threads_and_gives_them_back
     monkeypatch.setattr(ThreadBudget, "check", check_and_record)
     X, _ = digits
     RotNetFeaturizer(**TINY).fit(X[:200])
-    assert seen[0] == 2 and set(seen[1:]) == {1}  # from the first reading, 2 s in
+    assert set(seen) == {1}  # from the first reading, half a second in
+    assert torch.get_num_threads() == 2
+    seen.clear()
+    machine.others = 0.0
+    RotNetFeaturizer(**TINY).fit(X[:200])  # the other process ended: two threads again
+    assert set(seen) == {2}
+
+
+def test_a_fit_soon_after_another_starts_with_its_threads(two_threads, monkeypatch, digits):
+    machine = FakeMachine(monkeypatch, others=1.0)
+    ThreadBudget(CPU).start().close()
+    budget = ThreadBudget(CPU).start()
+    machine.advance()
+    budget.check()
+    budget.close()
+    assert _threads._last_choice == (machine.now, 1)
+    machine.advance(1.0)
+    started = ThreadBudget(CPU).start()
+    assert torch.get_num_threads() == 1
+    started.close()
+    machine.advance(_threads.REMEMBER)
+    ThreadBudget(CPU).start()
     assert torch.get_num_threads() == 2
 
 
