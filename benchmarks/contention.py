@@ -2,6 +2,7 @@
 
     python benchmarks/contention.py --mnist ../shared/data/mnist_train.npz            # 3 rounds
     python benchmarks/contention.py --methods rotnet --rounds 5 --skip-grid
+    python benchmarks/contention.py --mnist ../shared/data/mnist_train.npz --threads 2,auto --quiet-only
 
 Every measured fit runs in a process of its own that imports torch and numpy before
 skssl, as a user's script does, and times ``fit`` alone (not the imports). Each round
@@ -174,6 +175,21 @@ def contention_rows(args):
     return rows
 
 
+def quiet_rows(args):
+    """On a quiet machine, in this process after a warm-up: ``{n_threads: [seconds, ...]}``
+    of alternating (ABBA) fits, so that neither setting always runs first."""
+    X, _ = _data(args.mnist, args.n_images)
+    _estimator(args.method, 1).fit(X)
+    settings = args.threads.split(",")
+    times = {n_threads: [] for n_threads in settings}
+    for round_ in range(2 * args.rounds):
+        for n_threads in settings if round_ % 2 == 0 else settings[::-1]:
+            start = time.perf_counter()
+            _estimator(args.method, args.epochs, n_threads).fit(X)
+            times[n_threads].append(time.perf_counter() - start)
+    return times
+
+
 def grid_rows(args):
     one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
     rounds = []
@@ -196,6 +212,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument(
+        "--quiet-only",
+        action="store_true",
+        help="only compare the --threads settings on a quiet machine, in one process (ABBA order)",
+    )
+    parser.add_argument(
         "--threads",
         default="auto",
         help="comma-separated n_threads settings to compare, interleaved (e.g. auto,2: 2 is fixed threads, "
@@ -217,9 +238,20 @@ def main():
         f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; {args.n_images} images, "
         f"{args.epochs} epochs, {args.rounds} rounds, medians\n"
     )
+    median = statistics.median
+    if args.quiet_only:
+        first, *others = args.threads.split(",")
+        print(f"| method | n_threads | median fit s | median ratio to n_threads={first} |")
+        print("| --- | --- | ---: | ---: |")
+        for method in args.methods.split(","):
+            args.method = method
+            times = quiet_rows(args)
+            for n_threads, seconds in times.items():
+                ratio = median(a / b for a, b in zip(seconds, times[first]))
+                print(f"| {method} | {n_threads} | {median(seconds):.2f} | {ratio:.3f} |", flush=True)
+        return
     print("| method | n_threads | beside | fit alone s | fit beside s | fit slowdown | competitor slowdown |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
-    median = statistics.median
     for method in args.methods.split(","):
         args.method = method
         for (n_threads, name), rounds in contention_rows(args).items():
