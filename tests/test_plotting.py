@@ -23,7 +23,7 @@ from skssl import (
 from skssl._panels import mosaic
 from skssl._training import to_unit
 from skssl.datasets import load_sample_patches
-from skssl.plotting import plot_embedding, plot_history, plot_reconstructions, plot_views
+from skssl.plotting import _task_and_batch, plot_embedding, plot_history, plot_reconstructions, plot_views
 from skssl.registry import METHODS
 from skssl.task import PretextTask
 
@@ -294,3 +294,20 @@ def test_plots_say_how_to_get_matplotlib(monkeypatch, digits):
         plot_views(RotNetFeaturizer(), digits[0], n=1)
     with pytest.raises(ImportError, match=r'pip install "skssl\[plot\]"'):
         plot_history(Trained([{"epoch": 1, "loss": 1.0}]).fit())
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_draws_the_panels_of_its_own_views(name, digits, colour):
+    """For a fixed generator, every column drawn is the task's ``view_panels`` of its
+    ``views``, made here by calling them directly."""
+    X = colour if name in ("colorization", "split_brain") else digits[0]
+    featurizer = METHODS[name].estimator(max_epochs=0, batch_size=16, random_state=0).fit(X)  # untrained task
+    task = featurizer.task_
+    _, batch = _task_and_batch(featurizer, X, N)
+    with torch.no_grad():
+        panels = task.view_panels(batch, *task.views(batch, torch.Generator().manual_seed(3)))
+    drawn = pictures(plot_views(featurizer, X, n=N, random_state=3))
+    for row in range(N):
+        assert len(drawn[row]) == 1 + len(panels)
+        for column, panel in enumerate(panels, start=1):
+            np.testing.assert_array_equal(drawn[row][column], as_drawn(panel.images[row]))
