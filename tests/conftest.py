@@ -23,8 +23,13 @@ def digits():
 
 
 @pytest.fixture(autouse=True)
-def _fixed_threads(monkeypatch):
+def _fixed_threads():
     """Fits keep the threads they start with (``n_threads="auto"`` does not follow the
     load), so that bit-identity checks do not depend on what else the machine runs;
-    tests/test_threads.py turns it back on."""
-    monkeypatch.setattr("skssl._threads.ADAPT", False)
+    tests/test_threads.py turns it back on. Not through ``monkeypatch``, whose
+    ``undo()`` in a test would turn it on again."""
+    from skssl import _threads
+
+    _threads.ADAPT = False
+    yield
+    _threads.ADAPT = True
