@@ -21,6 +21,7 @@ its threads can differ from one that did not in the last digits. An integer
 
 import math
 import os
+import threading
 import time
 
 import torch
@@ -32,6 +33,11 @@ ADAPT = True
 #: The last choice, ``(time.monotonic(), threads)``: a fit that starts soon after
 #: another (a grid search's next candidate, a warm-started epoch) starts with it.
 _last_choice = None
+#: Budgets now running in this process (fits in threads share torch's one setting),
+#: and the threads the process had before the first of them: the last to close
+#: gives them back, so that no fit restores a count another one had set.
+_running = {"count": 0, "threads": None}
+_lock = threading.Lock()
 REMEMBER = 10.0  # seconds a choice stays valid for the next fit
 
 
@@ -98,12 +104,14 @@ class ThreadBudget:
         quarter of it, so that short fits adapt too.
 
     Call :meth:`start` before the training loop, :meth:`check` after each step and
-    :meth:`close` at the end, which restores the threads it started with.
+    :meth:`close` at the end; the last fit of the process to close restores the
+    threads the process had before the first started.
     """
 
     def __init__(self, device, n_threads="auto", interval=2.0):
         self.interval = interval
-        self.initial = torch.get_num_threads()
+        with _lock:  # the process's own threads, not those another running fit chose
+            self.initial = _running["threads"] if _running["count"] else torch.get_num_threads()
         self.fixed = None if n_threads == "auto" else n_threads
         self.ceiling = self.initial if self.fixed is None else self.fixed
         self.cpus = usable_cpus()
@@ -113,9 +121,15 @@ class ThreadBudget:
             quota = cgroup_cpu_limit()
             self.cores = len(self.cpus) if quota is None else min(len(self.cpus), max(1, math.floor(quota)))
         self.last = self.due = None
+        self.started = False
 
     def start(self):
         """Take the first reading (and apply a container's quota at once)."""
+        with _lock:
+            if _running["count"] == 0:
+                _running["threads"] = self.initial
+            _running["count"] += 1
+        self.started = True
         if self.fixed is not None and self.fixed != self.initial:
             torch.set_num_threads(self.fixed)
         if self.enabled:
@@ -131,9 +145,14 @@ class ThreadBudget:
         return self
 
     def close(self):
-        """Give back the threads the fit started with."""
-        if torch.get_num_threads() != self.initial:
-            torch.set_num_threads(self.initial)
+        """Give back the threads the process had, when no other fit still runs."""
+        if not self.started:
+            return
+        self.started = False
+        with _lock:
+            _running["count"] -= 1
+            if _running["count"] == 0 and torch.get_num_threads() != _running["threads"]:
+                torch.set_num_threads(_running["threads"])
 
     def check(self):
         """Every ``interval`` seconds, set the threads to the cores left free."""

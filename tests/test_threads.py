@@ -20,6 +20,7 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(_threads, "usable_cpus", lambda: frozenset({0, 1}))
     monkeypatch.setattr(_threads, "cgroup_cpu_limit", lambda: None)
     monkeypatch.setattr(_threads, "_last_choice", None)
+    monkeypatch.setattr(_threads, "_running", {"count": 0, "threads": None})
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -136,7 +137,22 @@ def test_a_fit_soon_after_another_starts_with_its_threads(two_threads, monkeypat
     assert torch.get_num_threads() == 1
     started.close()
     machine.advance(_threads.REMEMBER)
-    ThreadBudget(CPU).start()
+    ThreadBudget(CPU).start().close()
+    assert torch.get_num_threads() == 2
+
+
+def test_fits_in_threads_give_back_the_process_s_threads_whatever_order_they_end_in(two_threads, monkeypatch):
+    machine = FakeMachine(monkeypatch, others=1.0)
+    first = ThreadBudget(CPU).start()
+    machine.advance()
+    first.check()
+    assert torch.get_num_threads() == 1
+    second = ThreadBudget(CPU).start()  # starts while the first holds 1 thread
+    assert second.ceiling == 2
+    first.close()
+    assert torch.get_num_threads() == 1  # the second still runs
+    second.close()
+    second.close()  # twice is harmless
     assert torch.get_num_threads() == 2
 
 
