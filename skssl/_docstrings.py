@@ -11,9 +11,10 @@ import re
 
 TEMPLATES = {
     "common_parameters": """\
-    backbone : {"small_cnn", "resnet18", "vit_tiny", "mlp"}, nn.Module subclass or \
-instance
-        The network to pretrain. ``"small_cnn"`` is the classic 3-conv lab network;
+    backbone : {"small_cnn", "wide_cnn", "resnet18", "vit_tiny", "mlp"}, nn.Module \
+subclass or instance
+        The network to pretrain. ``"small_cnn"`` is the classic 3-conv lab network,
+        ``"wide_cnn"`` the same with 8x the features at ``conv3``;
         ``"resnet18"`` a ResNet-18 with a small-image stem (use a GPU); ``"vit_tiny"``
         a small vision transformer with patches sized for small images. A module
         class is instantiated with ``backbone_kwargs``; an ``nn.Sequential``'s children
@@ -26,7 +27,7 @@ instance
     pool : {"auto", "flatten", "avg"}, default="auto"
         How a stage's feature map becomes a vector: ``"flatten"`` keeps the spatial
         layout (the classic lab), ``"avg"`` averages it away. ``"auto"`` flattens for
-        ``"small_cnn"`` and ``"mlp"`` and averages otherwise.
+        the small CNNs and ``"mlp"`` and averages otherwise.
     max_epochs : int
         Passes over the training images; ``0`` keeps the random initial weights.
     batch_size : int

@@ -22,7 +22,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._docstrings import fill_docstring
-from .backbones import BACKBONES
+from .backbones import BACKBONES, CONV_BACKBONES
 
 
 class DeclaredParameters:
@@ -65,10 +65,10 @@ class NetworkParameters(DeclaredParameters):
     }
 
     def _resolve_pool(self):
-        """``pool="auto"``: flatten for the small CNN and the MLP, average otherwise."""
+        """``pool="auto"``: flatten for the small CNNs and the MLP, average otherwise."""
         if self.pool != "auto":
             return self.pool
-        return "flatten" if self.backbone in ("small_cnn", "mlp") else "avg"
+        return "flatten" if self.backbone in (*CONV_BACKBONES, "mlp") else "avg"
 
 
 class RuntimeParameters(DeclaredParameters):

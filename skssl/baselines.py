@@ -46,8 +46,8 @@ class RandomFeaturizer(BackboneFeatures):
 
     Parameters
     ----------
-    backbone : {"small_cnn", "resnet18", "mlp"}, nn.Module subclass or instance, \
-default="small_cnn"
+    backbone : {"small_cnn", "wide_cnn", "resnet18", "mlp"}, nn.Module subclass or \
+instance, default="small_cnn"
         The network, as for every featurizer. See :mod:`skssl.backbones`.
     backbone_kwargs : dict, default=None
         Keyword arguments for the backbone builder.
@@ -55,7 +55,7 @@ default="small_cnn"
         The stage whose output gives the features; ``"auto"`` takes the last one.
     pool : {"auto", "flatten", "avg"}, default="auto"
         How a stage's feature map becomes a vector; ``"auto"`` flattens for
-        ``"small_cnn"`` and ``"mlp"`` and averages otherwise.
+        the small CNNs and ``"mlp"`` and averages otherwise.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to embed; ``"auto"`` picks CUDA when available.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
@@ -138,14 +138,14 @@ class SupervisedClassifier(
 
     Parameters
     ----------
-    backbone : {"small_cnn", "resnet18", "mlp"}, nn.Module subclass or instance, \
-default="small_cnn"
+    backbone : {"small_cnn", "wide_cnn", "resnet18", "mlp"}, nn.Module subclass or \
+instance, default="small_cnn"
         The network, as for every featurizer. See :mod:`skssl.backbones`.
     backbone_kwargs : dict, default=None
         Keyword arguments for the backbone builder.
     pool : {"auto", "flatten", "avg"}, default="auto"
         How the last stage's feature map becomes the head's input; ``"auto"``
-        flattens for ``"small_cnn"`` and ``"mlp"`` and averages otherwise.
+        flattens for the small CNNs and ``"mlp"`` and averages otherwise.
     max_epochs : int, default=30
         Passes over the training images.
     batch_size : int, default=64

@@ -124,3 +124,18 @@ def test_other_featurizers_can_use_vit_tiny():
     assert features.shape == (64, 192) and np.isfinite(features).all()
     # 64 tokens: SimCLR works on 8x8 digits enlarged to 16x16
     assert featurizer.set_params(pool="flatten").fit_transform(X).shape == (64, 192 * 64)
+
+
+@pytest.mark.parametrize("in_shape, n_features", [((1, 28, 28), 128 * 2 * 2), ((1, 8, 8), 128 * 2 * 2)])
+def test_wide_cnn_is_the_small_cnn_with_wider_late_stages(in_shape, n_features):
+    wide, small = build_stages("wide_cnn", in_shape), build_stages("small_cnn", in_shape)
+    assert [name for name, _ in wide.named_children()] == [name for name, _ in small.named_children()]
+    assert [m.out_channels for m in wide.modules() if isinstance(m, torch.nn.Conv2d)] == [64, 64, 128]
+    assert wide(_images(2, *in_shape)).flatten(1).shape == (2, n_features)
+
+
+def test_wide_cnn_is_flattened_like_the_small_cnn():
+    X = load_digits().data[:40]
+    featurizer = SimCLRFeaturizer(backbone="wide_cnn", max_epochs=0, random_state=0).fit(X)
+    assert featurizer.pool_ == "flatten"
+    assert featurizer.transform(X).shape == (40, 512)
