@@ -14,6 +14,9 @@ Splits (fixed, so that settings are tuned on validation images only):
   validation 40,000-49,999, test 50,000-59,999.
 - digits: pretext on the first 1,297 images, labels the first 1,000 of them,
   validation 1,297-1,546, test 1,547-1,796.
+- ``--colour``: 5,000 16x16 patches of sklearn's two photographs, labelled by image and
+  quadrant (8 classes): pretext on patches 0-2,999, labels the first 1,000 of them,
+  validation 3,000-3,999, test 4,000-4,999.
 
 Each row is one method and one setting (``name=value`` pairs on top of its defaults):
 pretext seconds, linear probe (standardised logistic regression) and kNN probe
@@ -32,15 +35,19 @@ import torch
 
 from skssl import RandomFeaturizer
 from skssl.cli import parse_setting
-from skssl.datasets import load_digits_images, load_mnist
+from skssl.datasets import load_digits_images, load_mnist, load_sample_patches
 from skssl.evaluation import knn_probe, linear_probe, pixel_probe
 from skssl.registry import METHODS
 
 NETWORK_SETTINGS = ("backbone", "backbone_kwargs", "pool", "image_shape")
 
 
-def splits(mnist, proxy, split):
+def splits(mnist, proxy, split, colour=False):
     """(name, pretext images, (labelled images, labels), (scored images, labels))."""
+    if colour:
+        X, y = load_sample_patches(16, 5_000, random_state=0)
+        scored = slice(3_000, 4_000) if split == "validation" else slice(4_000, 5_000)
+        return "colour patches", X[:3_000], (X[:1_000], y[:1_000]), (X[scored], y[scored])
     if mnist:
         X, y = load_mnist(mnist)
         pretext = X[: 5_000 if proxy else 10_000]
@@ -83,6 +90,7 @@ def run(method, overrides, seed, data):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist", help="MNIST .npz or idx files (default: sklearn's digits)")
+    parser.add_argument("--colour", action="store_true", help="16x16 patches of sklearn's two photographs")
     parser.add_argument("--proxy", action="store_true", help="5,000 pretext images instead of 10,000 (MNIST)")
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
     parser.add_argument("--methods", help="comma-separated registry names (default: every grayscale method)")
@@ -97,7 +105,7 @@ def main():
     parser.add_argument("--seeds", default="0", help="comma-separated random states")
     parser.add_argument("--log", help="append each row to this JSON-lines file")
     args = parser.parse_args()
-    data = splits(args.mnist, args.proxy, args.split)
+    data = splits(args.mnist, args.proxy, args.split, args.colour)
     name, pretext, labelled, scored = data
     seeds = [int(seed) for seed in args.seeds.split(",")]
     grayscale = pretext.ndim == 3 or pretext.shape[-1] not in (3, 4)

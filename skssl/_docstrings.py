@@ -13,8 +13,9 @@ TEMPLATES = {
     "common_parameters": """\
     backbone : {"small_cnn", "wide_cnn", "resnet18", "vit_tiny", "mlp"}, nn.Module \
 subclass or instance
-        The network to pretrain. ``"small_cnn"`` is the classic 3-conv lab network,
-        ``"wide_cnn"`` the same with 8x the features at ``conv3``;
+        The network to pretrain. ``"wide_cnn"`` is a 3-conv network with batch norm
+        (widths 32, 64, 128), ``"small_cnn"`` the same at the classic lab network's
+        widths (64, 32, 16: 8x fewer features at ``conv3``);
         ``"resnet18"`` a ResNet-18 with a small-image stem (use a GPU); ``"vit_tiny"``
         a small vision transformer with patches sized for small images. A module
         class is instantiated with ``backbone_kwargs``; an ``nn.Sequential``'s children
@@ -140,12 +141,20 @@ def fill_docstring(cls):
             if field.default is not dataclasses.MISSING:
                 cls.__doc__ = re.sub(
                     rf"^(\s+{field.name} : (?:(?!default=).)*)$",
-                    lambda match, default=field.default: f"{match.group(1)}, default={_literal(default)}",
+                    lambda match, default=field.default: _with_default(match.group(1), default),
                     cls.__doc__,
                     count=1,
                     flags=re.MULTILINE,
                 )
     return cls
+
+
+def _with_default(line, default):
+    """``name : type`` with ``, default=...``; a word such as ``"auto"`` that a class
+    allows where the shared type names none joins the type (``int or "auto"``)."""
+    if isinstance(default, str) and '"' not in line:
+        line = f"{line} or {_literal(default)}"
+    return f"{line}, default={_literal(default)}"
 
 
 def _literal(value):

@@ -52,7 +52,9 @@ class DeclaredParameters:
 class NetworkParameters(DeclaredParameters):
     """The network and the images it takes: shared by featurizers and the supervised classifier."""
 
-    backbone: str | type | torch.nn.Module = "small_cnn"
+    # Features read at conv3 need its width: 512 numbers on MNIST rather than the lab
+    # network's 64 lift every such method's linear probe (benchmarks/RESULTS.md).
+    backbone: str | type | torch.nn.Module = "wide_cnn"
     backbone_kwargs: dict | None = None
     pool: str = "auto"
     image_shape: tuple[int, ...] | None = None

@@ -154,7 +154,7 @@ def load(path: str | os.PathLike) -> BaseEstimator:
     >>> path = os.path.join(tempfile.mkdtemp(), "rotnet.pt")
     >>> featurizer.save(path)
     >>> load(path).transform(X).shape
-    (64, 128)
+    (64, 256)
     """
     fix = "Only files written by an skssl estimator's save() can be loaded; refit and save the model again."
     content = read_file(path, what="an estimator saved by skssl", fix=fix)

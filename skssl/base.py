@@ -285,16 +285,17 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
             task, history = self._initial_task(setup, model_seed), []
         self._check_resume("checkpoint", resume, task)
         generator = torch.Generator(setup.device).manual_seed(data_seed + len(history))
+        epochs = self._epochs(len(setup.images))
         new_history = train(
             task,
             setup.data,
             value_range=self.value_range_,
             generator=generator,
             resume=resume,
-            on_epoch_end=self._checkpoint_writer("checkpoint", self.max_epochs, n_samples=len(setup.images)),
+            on_epoch_end=self._checkpoint_writer("checkpoint", epochs, n_samples=len(setup.images)),
             device=setup.device,
             description=type(self).__name__,
-            **self._loop_settings(),
+            **self._loop_settings(max_epochs=epochs),
         )
         task.requires_grad_(False).eval()
         self.task_ = task
@@ -302,6 +303,10 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
         self.history_ = history + [{**h, "epoch": h["epoch"] + len(history)} for h in new_history]
         self.n_iter_ = len(self.history_)
         return self
+
+    def _epochs(self, n_images):
+        """The passes over ``n_images`` training images that ``max_epochs`` asks for."""
+        return self.max_epochs
 
     def _trainable_task(self):
         """A copy of the fitted ``task_`` that trains again: each parameter requires

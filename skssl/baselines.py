@@ -47,7 +47,7 @@ class RandomFeaturizer(BackboneFeatures):
     Parameters
     ----------
     backbone : {"small_cnn", "wide_cnn", "resnet18", "mlp"}, nn.Module subclass or \
-instance, default="small_cnn"
+instance, default="wide_cnn"
         The network, as for every featurizer. See :mod:`skssl.backbones`.
     backbone_kwargs : dict, default=None
         Keyword arguments for the backbone builder.
@@ -95,7 +95,7 @@ instance, default="small_cnn"
     >>> from skssl.baselines import RandomFeaturizer
     >>> X = load_digits().data[:100]
     >>> RandomFeaturizer(random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -139,7 +139,7 @@ class SupervisedClassifier(
     Parameters
     ----------
     backbone : {"small_cnn", "wide_cnn", "resnet18", "mlp"}, nn.Module subclass or \
-instance, default="small_cnn"
+instance, default="wide_cnn"
         The network, as for every featurizer. See :mod:`skssl.backbones`.
     backbone_kwargs : dict, default=None
         Keyword arguments for the backbone builder.

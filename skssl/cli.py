@@ -12,6 +12,7 @@ or .npz array. skssl COMMAND --help tells more.
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -175,12 +176,19 @@ def _summary(rows):
 
 
 def methods_table(out=None):
-    """Print every registered method: its name, estimator, default layer and epochs, paper."""
+    """Print every registered method: its name, estimator, default backbone, layer and epochs, paper."""
     rows = [
-        (name, method.estimator.__name__, method.default_layer, str(method.default_epochs), method.paper)
+        (
+            name,
+            method.estimator.__name__,
+            method.default_backbone,
+            method.default_layer,
+            str(method.default_epochs),
+            method.paper,
+        )
         for name, method in METHODS.items()
     ]
-    for line in aligned(("name", "estimator", "layer", "epochs", "paper"), rows):
+    for line in aligned(("name", "estimator", "backbone", "layer", "epochs", "paper"), rows):
         print(line, file=out)
 
 
@@ -363,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
 
     A failure the user can fix (a missing file, a bad value, a file that is not a
     model) is one line on stderr, ``skssl: error: ...``, and status 1; argparse's
-    usage errors exit with status 2, Ctrl-C with 130.
+    usage errors exit with status 2, Ctrl-C with 130, a closed pipe (``| head``) with 141.
     """
     args = _parser().parse_args(argv)
     try:
@@ -371,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nskssl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `skssl methods | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell's own tools report it
     except (ValueError, TypeError, OSError) as exc:
         print(f"skssl: error: {_one_line(exc)}", file=sys.stderr)
         return 1

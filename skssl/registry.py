@@ -10,8 +10,8 @@ Examples
 >>> from skssl.registry import METHODS
 >>> METHODS["rotnet"].estimator.__name__, METHODS["rotnet"].paper
 ('RotNetFeaturizer', 'Gidaris et al., ICLR 2018')
->>> METHODS["rotnet"].default_layer, METHODS["rotnet"].default_epochs
-('conv2', 30)
+>>> METHODS["rotnet"].default_backbone, METHODS["rotnet"].default_layer, METHODS["rotnet"].default_epochs
+('wide_cnn', 'conv2', 30)
 """
 
 import inspect
@@ -53,6 +53,11 @@ class Method:
     def default_epochs(self):
         """``max_epochs`` at the estimator's defaults."""
         return inspect.signature(self.estimator).parameters["max_epochs"].default
+
+    @property
+    def default_backbone(self):
+        """``backbone`` at the estimator's defaults."""
+        return inspect.signature(self.estimator).parameters["backbone"].default
 
     @property
     def default_layer(self):

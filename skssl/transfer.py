@@ -307,7 +307,7 @@ class FineTunedClassifier(
                 labels,
                 rows,
                 "s4l",
-                inner.max_epochs,
+                inner._epochs(len(rows)),
                 **stage,
                 batch_size=inner.batch_size,
                 learning_rate=inner.learning_rate,

@@ -261,8 +261,8 @@ IMAGE_SIZES = {
 @pytest.mark.parametrize("cls", [ContextEncoderFeaturizer, ExemplarFeaturizer, DeepClusterFeaturizer, CPCFeaturizer])
 @pytest.mark.parametrize("name", list(IMAGE_SIZES))
 def test_features_on_each_image_size(cls, name):
-    """Small, MNIST-sized and colour images give the stage's 2 x 2 x 16 features, finite."""
+    """Small, MNIST-sized and colour images give the stage's 2 x 2 x 128 features, finite."""
     X = IMAGE_SIZES[name]
     features = cls(max_epochs=1, batch_size=16, device="cpu", random_state=0).fit_transform(X)
-    assert features.shape == (40, 64) and features.dtype == np.float32
+    assert features.shape == (40, 512) and features.dtype == np.float32
     assert np.isfinite(features).all()

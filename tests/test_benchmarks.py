@@ -42,3 +42,22 @@ def test_gpu_benchmark_prints_a_row_per_config_and_setting():
     for row in rows:
         fit, model, ratio = (float(cell.replace(",", "")) for cell in row.split("|")[3:6])
         assert fit > 0 and model > 0 and ratio > 0
+
+
+RECIPES = Path(__file__).parents[1] / "benchmarks" / "recipes.py"
+
+
+def test_recipe_table_prints_a_row_per_method_on_digits_and_colour(tmp_path):
+    log = tmp_path / "rows.jsonl"
+    for data in ([], ["--colour"]):
+        result = subprocess.run(
+            [sys.executable, str(RECIPES), *data, "--methods", "denoising", "--set", "max_epochs=1"]
+            + ["--log", str(log)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "max_epochs=1" in line]
+        assert [row.split()[1] for row in rows] == ["denoising"], result.stdout
+    assert len(log.read_text().splitlines()) == 2

@@ -79,10 +79,10 @@ def test_methods_lists_every_registered_method(capsys):
 
     assert main(["methods"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["name", "estimator", "layer", "epochs"]
+    assert lines[0].split()[:5] == ["name", "estimator", "backbone", "layer", "epochs"]
     assert [line.split()[0] for line in lines[1:]] == list(METHODS)
     rotnet = next(line for line in lines if line.startswith("rotnet "))
-    assert rotnet.split()[1:4] == ["RotNetFeaturizer", "conv2", "30"] and "ICLR 2018" in rotnet
+    assert rotnet.split()[1:5] == ["RotNetFeaturizer", "wide_cnn", "conv2", "30"] and "ICLR 2018" in rotnet
 
 
 # --- fit, predict, embed, evaluate -------------------------------------------------------
@@ -446,3 +446,14 @@ def test_python_dash_m_exits_with_the_error_status_and_one_line(featurizer_file,
         f"skssl: error: MODEL {featurizer_file} holds a RotNetFeaturizer, which embeds images but does not predict; "
         f"fit a classifier with skssl fit METHOD DATA --labels ... -o MODEL."
     ]
+
+
+def test_a_reader_that_leaves_early_gets_no_error_message():
+    """``skssl methods | head -1``: the pipe closes before skssl writes; no traceback, no error."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "skssl", "methods"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_this_tree()
+    )
+    child.stdout.close()  # before the child has imported skssl, so its first write meets a closed pipe
+    stderr = child.stderr.read().decode()
+    assert child.wait() == 141
+    assert stderr == ""

@@ -44,6 +44,12 @@ MNIST = Path(os.environ.get("SKSSL_MNIST", Path(__file__).parents[2] / "shared" 
 
 X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
 
+# The margins below were set across seeds on the classic lab network, at budgets of a
+# few epochs. The default backbone ("wide_cnn") gives random-init features that are
+# already strong on 8x8 digits (0.87 on the split below), which such short pretext runs
+# barely pass; its figures at the methods' full budgets are in benchmarks/RESULTS.md.
+LAB_NETWORK = "small_cnn"
+
 
 def _gain_over_random(featurizer, X_unlabeled, X_train, y_train, X_test, y_test):
     featurizer.fit(X_unlabeled)
@@ -62,9 +68,9 @@ def _gain_over_random(featurizer, X_unlabeled, X_train, y_train, X_test, y_test)
 @pytest.mark.parametrize(
     "featurizer, margin",
     [
-        (SimCLRFeaturizer(max_epochs=15, random_state=0), 0.04),
-        (DenoisingAEFeaturizer(max_epochs=8, random_state=0), 0.03),
-        (RotNetFeaturizer(max_epochs=20, random_state=0), 0.01),
+        (SimCLRFeaturizer(backbone=LAB_NETWORK, max_epochs=15, random_state=0), 0.04),
+        (DenoisingAEFeaturizer(backbone=LAB_NETWORK, max_epochs=8, random_state=0), 0.03),
+        (RotNetFeaturizer(backbone=LAB_NETWORK, max_epochs=20, random_state=0), 0.01),
     ],
     ids=["simclr", "denoising", "rotnet"],
 )
@@ -95,7 +101,7 @@ def test_patch_features_beat_random_features_on_digits_over_seeds(cls, max_epoch
     X, y = load_digits(return_X_y=True)
     gains = []
     for seed in (0, 1, 2):
-        featurizer = cls(max_epochs=max_epochs, device="cpu", random_state=seed)
+        featurizer = cls(backbone=LAB_NETWORK, max_epochs=max_epochs, device="cpu", random_state=seed)
         losses, accuracy, baseline = _gain_over_random(featurizer, X[:1000], X[:300], y[:300], X[1000:], y[1000:])
         assert losses[-1] < 0.7 * losses[0], losses
         gains.append(accuracy - baseline)
@@ -104,7 +110,7 @@ def test_patch_features_beat_random_features_on_digits_over_seeds(cls, max_epoch
 
 def test_rotnet_learns_to_tell_rotations_of_unseen_digits():
     X, _ = load_digits(return_X_y=True)
-    featurizer = RotNetFeaturizer(max_epochs=10, random_state=0).fit(X[:1000])
+    featurizer = RotNetFeaturizer(backbone=LAB_NETWORK, max_epochs=10, random_state=0).fit(X[:1000])
     losses = [epoch["loss"] for epoch in featurizer.history_]
     assert losses[-1] < 0.2 * losses[0]
     task = featurizer.task_
@@ -121,9 +127,9 @@ def test_rotnet_learns_to_tell_rotations_of_unseen_digits():
 @pytest.mark.parametrize(
     "featurizer, margin",
     [
-        (RotNetFeaturizer(max_epochs=5, random_state=0), 0.02),
-        (SimCLRFeaturizer(max_epochs=10, random_state=0), 0.03),
-        (DenoisingAEFeaturizer(max_epochs=5, random_state=0), 0.02),
+        (RotNetFeaturizer(backbone=LAB_NETWORK, max_epochs=5, random_state=0), 0.02),
+        (SimCLRFeaturizer(backbone=LAB_NETWORK, max_epochs=10, random_state=0), 0.03),
+        (DenoisingAEFeaturizer(backbone=LAB_NETWORK, max_epochs=5, random_state=0), 0.02),
     ],
     ids=["rotnet", "simclr", "denoising"],
 )
@@ -162,7 +168,7 @@ def test_pretext_features_beat_random_features_on_mnist(featurizer, margin):
 )
 def test_joint_embedding_features_beat_random_features_on_digits(cls, margin):
     X, y = load_digits(return_X_y=True)
-    featurizer = cls(max_epochs=10, batch_size=64, device="cpu", random_state=0)
+    featurizer = cls(backbone=LAB_NETWORK, max_epochs=10, batch_size=64, device="cpu", random_state=0)
     losses, spread, accuracy, baseline = _learning_run(featurizer, X, y)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]), losses
     assert spread > 0.1, spread  # no collapse to a constant embedding
@@ -182,7 +188,7 @@ def test_joint_embedding_features_beat_random_features_on_digits(cls, margin):
 @pytest.mark.parametrize("cls, margin", [(DINOFeaturizer, 0.04), (SwAVFeaturizer, 0.05)], ids=["dino", "swav"])
 def test_dino_and_swav_features_beat_random_features_on_digits(cls, margin):
     X, y = load_digits(return_X_y=True)
-    featurizer = cls(max_epochs=10, batch_size=64, device="cpu", random_state=0)
+    featurizer = cls(backbone=LAB_NETWORK, max_epochs=10, batch_size=64, device="cpu", random_state=0)
     losses, spread, accuracy, baseline = _learning_run(featurizer, X, y)
     assert losses[-1] < losses[0] - 0.1 * abs(losses[0]), losses
     assert spread > 0.15, spread  # no collapse to a constant embedding
@@ -201,7 +207,7 @@ def test_dino_and_swav_features_beat_random_features_on_digits(cls, margin):
 # loss stayed at chance.
 def test_deepcluster_features_beat_random_features_on_digits():
     X, y = X_DIGITS, Y_DIGITS
-    featurizer = DeepClusterFeaturizer(max_epochs=9, device="cpu", random_state=0)
+    featurizer = DeepClusterFeaturizer(backbone=LAB_NETWORK, max_epochs=9, device="cpu", random_state=0)
     losses, spread, accuracy, baseline = _learning_run(featurizer, X, y)
     assert losses[2] < losses[0] - 0.1 and losses[5] < losses[3] - 0.1, losses  # within rounds
     assert spread > 0.1, spread  # no collapse to a constant embedding
@@ -230,7 +236,7 @@ def _patch_accuracy(task, images, batch_size=64):
 # 0.063 (random init 0.0009-0.0039, chance 0.0017); median per-dimension std of the
 # features 0.09-0.19 (random init 0.007-0.015).
 def test_cpc_learns_to_predict_patches_of_unseen_digits():
-    featurizer = CPCFeaturizer(max_epochs=10, device="cpu", random_state=0).fit(X_DIGITS[:1000])
+    featurizer = CPCFeaturizer(backbone=LAB_NETWORK, max_epochs=10, device="cpu", random_state=0).fit(X_DIGITS[:1000])
     losses = [epoch["loss"] for epoch in featurizer.history_]
     assert losses[-1] < 0.8 * losses[0], losses
     unseen, _ = featurizer.task_.views(_unit_batch(X_DIGITS[1000:]), None)  # enlarged to 16x16
@@ -252,7 +258,7 @@ def test_cpc_learns_to_predict_patches_of_unseen_digits():
 def test_cpc_features_beat_random_features_on_mnist():
     data = np.load(MNIST)
     X, y = data["X"], data["y"]
-    featurizer = CPCFeaturizer(max_epochs=3, device="cpu", random_state=0).fit(X[:3000])
+    featurizer = CPCFeaturizer(backbone=LAB_NETWORK, max_epochs=3, device="cpu", random_state=0).fit(X[:3000])
     untrained = clone(featurizer).set_params(max_epochs=0).fit(X[:3000])
     losses = [epoch["loss"] for epoch in featurizer.history_]
     assert losses[-1] < 0.95 * losses[0], losses
@@ -276,7 +282,7 @@ def test_cpc_features_beat_random_features_on_mnist():
 )
 def test_context_encoder_and_exemplar_features_beat_random_features_on_digits(cls, margin, loss_drop):
     X, y = load_digits(return_X_y=True)
-    featurizer = cls(max_epochs=10, device="cpu", random_state=0)
+    featurizer = cls(backbone=LAB_NETWORK, max_epochs=10, device="cpu", random_state=0)
     losses, spread, accuracy, baseline = _learning_run(featurizer, X, y)
     assert losses[-1] < (1 - loss_drop) * losses[0], losses
     assert spread > 0.1, spread  # no collapse to a constant embedding
@@ -293,7 +299,7 @@ def test_context_encoder_and_exemplar_features_beat_random_features_on_digits(cl
 # loss over first 0.34-0.48.
 def test_counting_features_beat_random_features_on_digits():
     X, y = X_DIGITS, Y_DIGITS
-    featurizer = CountingFeaturizer(max_epochs=10, batch_size=64, device="cpu", random_state=0)
+    featurizer = CountingFeaturizer(backbone=LAB_NETWORK, max_epochs=10, batch_size=64, device="cpu", random_state=0)
     losses, spread, accuracy, baseline = _learning_run(featurizer, X, y)
     assert losses[-1] < 0.7 * losses[0], losses
     assert spread > 0.1, spread  # no collapse to a constant embedding
@@ -321,7 +327,9 @@ def _pretext_accuracy(task, X):
     ids=["jigsaw", "relative_position"],
 )
 def test_patch_tasks_are_learned_on_unseen_digits(cls, loss_ratio, floor):
-    featurizer = cls(max_epochs=10, batch_size=64, device="cpu", random_state=0).fit(X_DIGITS[:1000])
+    featurizer = cls(backbone=LAB_NETWORK, max_epochs=10, batch_size=64, device="cpu", random_state=0).fit(
+        X_DIGITS[:1000]
+    )
     losses = [epoch["loss"] for epoch in featurizer.history_]
     assert losses[-1] < loss_ratio * losses[0], losses
     assert _pretext_accuracy(featurizer.task_, X_DIGITS[1000:]) > floor
@@ -357,9 +365,17 @@ PATCHES = dict(patch_size=16, n_patches=2000, random_state=0)
 @pytest.mark.parametrize(
     "make, data, margin",
     [
-        (lambda: ColorizationFeaturizer(max_epochs=10, batch_size=64), "patches", 0.03),
-        (lambda: SplitBrainFeaturizer(max_epochs=10, batch_size=32, learning_rate=2e-3), "patches", 0.025),
-        (lambda: SplitBrainFeaturizer(max_epochs=10, batch_size=32, learning_rate=2e-3), "digits", 0.015),
+        (lambda: ColorizationFeaturizer(backbone=LAB_NETWORK, max_epochs=10, batch_size=64), "patches", 0.03),
+        (
+            lambda: SplitBrainFeaturizer(backbone=LAB_NETWORK, max_epochs=10, batch_size=32, learning_rate=2e-3),
+            "patches",
+            0.025,
+        ),
+        (
+            lambda: SplitBrainFeaturizer(backbone=LAB_NETWORK, max_epochs=10, batch_size=32, learning_rate=2e-3),
+            "digits",
+            0.015,
+        ),
     ],
     ids=["colorization-patches", "split-brain-patches", "split-brain-digits"],
 )

@@ -30,7 +30,10 @@ def test_the_readme_table_is_the_registrys():
     assert markdown_table() in README.read_text()
 
 
-def test_each_method_knows_its_default_layer_and_epochs():
+def test_each_method_knows_its_default_backbone_layer_and_epochs():
+    assert METHODS["rotnet"].default_backbone == "wide_cnn"
+    assert METHODS["simclr"].default_backbone == "wide_cnn"
+    assert METHODS["mae"].default_backbone == "vit_tiny"
     assert METHODS["rotnet"].default_layer == "conv2"  # the stage before the last
     assert METHODS["simclr"].default_layer == "conv3"
     assert METHODS["simclr"].default_epochs == 50

@@ -59,13 +59,14 @@ def _weights(module):
 def test_fine_tuning_beats_the_frozen_probe_on_digits(seed):
     """Pretext on 600 digits, 180 of them labeled; 600 others to test. The denoising
     featurizer's frozen conv3 probes at 0.86-0.90; its network fine-tuned on the same
-    labels reached 0.95-0.96 (seeds 0-2) when the margin was set."""
+    labels reached 0.95-0.96 (seeds 0-2) when the margin was set, on the lab network
+    (with the default "wide_cnn": 0.90-0.91 frozen, 0.92-0.94 fine-tuned)."""
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, train_size=600, test_size=600, stratify=y, random_state=seed
     )
     labeled = np.arange(180)
-    featurizer = DenoisingAEFeaturizer(device="cpu", random_state=seed).fit(X_train)
+    featurizer = DenoisingAEFeaturizer(backbone="small_cnn", device="cpu", random_state=seed).fit(X_train)
     frozen = linear_probe(featurizer, X_train[labeled], y_train[labeled], X_test, y_test)
     y_partial = np.full(len(y_train), -1)
     y_partial[labeled] = y_train[labeled]

@@ -79,7 +79,7 @@ class BarlowTwinsFeaturizer(TwoViewFeaturizer):
     >>> from skssl import BarlowTwinsFeaturizer
     >>> X = load_digits().data[:100]
     >>> BarlowTwinsFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     projection_dim: int = 128

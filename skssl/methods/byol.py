@@ -93,7 +93,7 @@ class BYOLFeaturizer(TwoViewFeaturizer):
     >>> from skssl import BYOLFeaturizer
     >>> X = load_digits().data[:100]
     >>> BYOLFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     projection_dim: int = 128

@@ -174,7 +174,7 @@ class ColorizationFeaturizer(ColorSpaceMixin, BaseFeaturizer):
     >>> from skssl.methods.colorization import ColorizationFeaturizer
     >>> X, _ = load_sample_patches(16, 100, random_state=0)
     >>> ColorizationFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     objective: str = "classification"

@@ -149,7 +149,7 @@ class ContextEncoderFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.context_encoder import ContextEncoderFeaturizer
     >>> X = load_digits().data[:100]
     >>> ContextEncoderFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     mask: str = "random_blocks"

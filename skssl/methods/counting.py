@@ -131,7 +131,7 @@ class CountingFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.counting import CountingFeaturizer
     >>> X = load_digits().data[:100]
     >>> CountingFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     margin: float = 10.0

@@ -231,7 +231,7 @@ class CPCFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.cpc import CPCFeaturizer
     >>> X = load_digits().data[:100]
     >>> CPCFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     n_predictions: int = 3

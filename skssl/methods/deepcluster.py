@@ -235,7 +235,7 @@ class DeepClusterFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.deepcluster import DeepClusterFeaturizer
     >>> X = load_digits().data[:100]
     >>> DeepClusterFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     n_clusters: int = 100

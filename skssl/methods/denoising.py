@@ -102,7 +102,7 @@ class DenoisingAEFeaturizer(BaseFeaturizer):
     >>> from skssl import DenoisingAEFeaturizer
     >>> X = load_digits().data[:100]
     >>> DenoisingAEFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     noise: str = "masking"

@@ -204,7 +204,7 @@ class DINOFeaturizer(MultiCropParameters, TwoViewFeaturizer):
     >>> from skssl.methods.dino import DINOFeaturizer
     >>> X = load_digits().data[:100]
     >>> DINOFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     out_dim: int = 256

@@ -117,7 +117,7 @@ class ExemplarFeaturizer(SimCLRViewParameters, BaseFeaturizer):
     >>> from skssl.methods.exemplar import ExemplarFeaturizer
     >>> X = load_digits().data[:100]
     >>> ExemplarFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     n_views: int = 4

@@ -179,7 +179,7 @@ class JigsawFeaturizer(BaseFeaturizer):
     >>> X = load_digits().data[:100]
     >>> featurizer = JigsawFeaturizer(max_epochs=1, random_state=0).fit(X)
     >>> featurizer.transform(X).shape
-    (100, 64)
+    (100, 512)
     >>> featurizer.task_.permutations.shape  # the 24 orders of a 2x2 grid
     torch.Size([24, 4])
     """

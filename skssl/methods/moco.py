@@ -131,7 +131,7 @@ class MoCoFeaturizer(TwoViewFeaturizer):
     >>> from skssl import MoCoFeaturizer
     >>> X = load_digits().data[:100]
     >>> MoCoFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     temperature: float = 0.2

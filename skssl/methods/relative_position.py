@@ -129,7 +129,7 @@ class RelativePositionFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.relative_position import RelativePositionFeaturizer
     >>> X = load_digits().data[:100]
     >>> RelativePositionFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     _min_working_side = MIN_WORKING_SIDE

@@ -91,7 +91,7 @@ class RotNetFeaturizer(BaseFeaturizer):
     >>> from skssl import RotNetFeaturizer
     >>> X = load_digits().data[:100]
     >>> RotNetFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 128)
+    (100, 256)
     """
 
     batch_size: int = 48

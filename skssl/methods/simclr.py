@@ -70,7 +70,7 @@ class SimCLRFeaturizer(TwoViewFeaturizer):
     >>> from skssl import SimCLRFeaturizer
     >>> X = load_digits().data[:100]
     >>> SimCLRFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     temperature: float = 0.5

@@ -75,7 +75,7 @@ class SimSiamFeaturizer(TwoViewFeaturizer):
     >>> from skssl import SimSiamFeaturizer
     >>> X = load_digits().data[:100]
     >>> SimSiamFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     projection_dim: int = 128

@@ -167,7 +167,7 @@ class SplitBrainFeaturizer(ColorSpaceMixin, BaseFeaturizer):
     >>> from skssl.methods.split_brain import SplitBrainFeaturizer
     >>> X = load_digits().data[:100]
     >>> SplitBrainFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 128)
+    (100, 1024)
     """
 
     def _split(self):

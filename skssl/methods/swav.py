@@ -160,7 +160,7 @@ class SwAVFeaturizer(MultiCropParameters, TwoViewFeaturizer):
     >>> from skssl.methods.swav import SwAVFeaturizer
     >>> X = load_digits().data[:100]
     >>> SwAVFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     n_prototypes: int = 30

@@ -80,7 +80,7 @@ class VICRegFeaturizer(TwoViewFeaturizer):
     >>> from skssl import VICRegFeaturizer
     >>> X = load_digits().data[:100]
     >>> VICRegFeaturizer(max_epochs=1, batch_size=50, random_state=0).fit_transform(X).shape
-    (100, 64)
+    (100, 512)
     """
 
     projection_dim: int = 128

@@ -39,12 +39,12 @@ def test_colorization_refuses_grayscale_images():
 @pytest.mark.parametrize(
     "X, kwargs, n_features",
     [
-        (COLOUR, {}, 64),  # 8x8 colour: conv3 is 2x2x16
-        (RNG.random((16, 16, 16, 3)), {}, 64),
-        (RNG.random((16, 2, 2, 3)), {}, 64),  # tiny: no downsampling, a 2x2 target grid
-        (RNG.random((16, 28 * 28 * 3)), {"image_shape": (28, 28, 3)}, 64),
-        (COLOUR, {"objective": "regression", "layer": "conv2"}, 128),
-        (COLOUR, {"soft_encoding": False, "rebalancing": 1.0, "pool": "avg"}, 16),
+        (COLOUR, {}, 512),  # 8x8 colour: conv3 is 2x2x128
+        (RNG.random((16, 16, 16, 3)), {}, 512),
+        (RNG.random((16, 2, 2, 3)), {}, 512),  # tiny: no downsampling, a 2x2 target grid
+        (RNG.random((16, 28 * 28 * 3)), {"image_shape": (28, 28, 3)}, 512),
+        (COLOUR, {"objective": "regression", "layer": "conv2"}, 256),
+        (COLOUR, {"soft_encoding": False, "rebalancing": 1.0, "pool": "avg"}, 128),
     ],
     ids=["8x8", "16x16", "2x2", "28x28-rows", "regression", "hard"],
 )
@@ -58,12 +58,12 @@ def test_colorization_shapes(X, kwargs, n_features):
 @pytest.mark.parametrize(
     "X, split, n_features",
     [
-        (DIGITS, "halves", 128),  # two 8x4 halves: 2x2x16 each
-        (RNG.random((16, 28, 28)), "halves", 64),  # two 28x14 halves: 2x1x16 each
-        (RNG.random((16, 1, 7)), "halves", 64),  # 1 x 7 signals: 1 x 4 halves sharing a column
-        (RNG.random((16, 8, 8, 4)), "halves", 128),  # RGBA: each half predicts 4 channels
-        (COLOUR, "lab", 128),
-        (RNG.random((16, 16, 16, 3)), "lab", 128),
+        (DIGITS, "halves", 1024),  # two 8x4 halves: 2x2x128 each
+        (RNG.random((16, 28, 28)), "halves", 512),  # two 28x14 halves: 2x1x128 each
+        (RNG.random((16, 1, 7)), "halves", 512),  # 1 x 7 signals: 1 x 4 halves sharing a column
+        (RNG.random((16, 8, 8, 4)), "halves", 1024),  # RGBA: each half predicts 4 channels
+        (COLOUR, "lab", 1024),
+        (RNG.random((16, 16, 16, 3)), "lab", 1024),
     ],
     ids=["digits", "28x28", "1x7", "rgba", "8x8-colour", "16x16-colour"],
 )
@@ -106,7 +106,7 @@ def test_colorization_sees_only_lightness_and_split_brain_sees_both():
     np.testing.assert_allclose(colorization.transform(recoloured), colorization.transform(X), atol=1e-3)
     split_brain = SplitBrainFeaturizer(**FAST).fit(X)
     before, after = split_brain.transform(X), split_brain.transform(recoloured)
-    half = 64  # (16, 2, 2) per sub-network, the L one's channels first
+    half = 512  # (128, 2, 2) per sub-network, the L one's channels first
     assert before.shape[1] == 2 * half
     np.testing.assert_allclose(after[:, :half], before[:, :half], atol=1e-3)  # the L sub-network
     assert not np.allclose(after[:, half:], before[:, half:], atol=1e-2)  # the ab sub-network
@@ -166,7 +166,7 @@ def test_colorization_behaves_like_an_estimator_on_colour_images():
     np.testing.assert_array_equal(clone(featurizer).fit(X).transform(X), first)  # idempotent
     np.testing.assert_allclose(featurizer.transform(X[::-1]), first[::-1], atol=1e-6)  # order
     np.testing.assert_allclose(featurizer.transform(X[:5]), first[:5], atol=1e-6)  # subsets
-    assert featurizer.n_features_in_ == 192 and featurizer.get_feature_names_out().shape == (64,)
+    assert featurizer.n_features_in_ == 192 and featurizer.get_feature_names_out().shape == (512,)
     assert featurizer.fit_transform(X.astype(np.float64)).dtype == np.float32
 
 

@@ -35,7 +35,7 @@ def test_dino_teacher_and_centre_live_in_the_fitted_task():
     assert task.center.abs().sum() > 0 and float(task.progress) == 1.0
     torch.testing.assert_close(untrained.task_.center, torch.zeros(256))
     assert task.head[-1].weight.shape == (256, 64)  # out_dim prototypes of the bottleneck
-    assert task.head(torch.randn(4, 64)).abs().max() <= 1 + 1e-6  # the logits are cosines
+    assert task.head(torch.randn(4, featurizer._n_features_out)).abs().max() <= 1 + 1e-6  # the logits are cosines
 
 
 def test_dino_centre_moves_as_an_ema_of_the_teacher_outputs_on_global_views():

@@ -216,3 +216,12 @@ def test_decoder_and_mask_token_live_in_the_fitted_task():
     assert "task_.mask_token" not in featurizer.get_params()
     untrained = clone(featurizer).set_params(max_epochs=0).fit(X_SMALL)
     assert not torch.equal(featurizer.task_.mask_token, untrained.task_.mask_token)
+
+
+def test_auto_epochs_give_every_data_set_the_same_number_of_image_passes(monkeypatch):
+    assert [MAEFeaturizer()._epochs(n) for n in (1_000, 10_000, 60_000)] == [100, 20, 4]  # at most 100
+    monkeypatch.setattr(mae, "AUTO_IMAGE_PASSES", 128)
+    for n_images, epochs in ((64, 2), (32, 4)):
+        featurizer = MAEFeaturizer(batch_size=32, random_state=0).fit(X_SMALL[:n_images])
+        assert featurizer.n_iter_ == epochs
+    assert MAEFeaturizer(max_epochs=1, batch_size=32, random_state=0).fit(X_SMALL).n_iter_ == 1

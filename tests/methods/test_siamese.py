@@ -49,11 +49,11 @@ def test_multi_crop_views_put_the_two_global_views_first():
 @pytest.mark.parametrize(
     "X, n_features",
     [
-        (X_SMALL[:40], 64),  # 8 x 8 digits
-        (np.random.default_rng(0).random((24, 28 * 28)), 64),  # MNIST-sized
-        (np.repeat(make_shapes(24, image_size=16, random_state=0)[0][..., None], 3, axis=3), 64),  # colour
-        (np.random.default_rng(0).random((24, 4)), 64),  # 2 x 2: the smallest square
-        (np.random.default_rng(0).random((24, 5)), 64),  # 1 x 5 rows, enlarged to 4 x 20
+        (X_SMALL[:40], 512),  # 8 x 8 digits
+        (np.random.default_rng(0).random((24, 28 * 28)), 512),  # MNIST-sized
+        (np.repeat(make_shapes(24, image_size=16, random_state=0)[0][..., None], 3, axis=3), 512),  # colour
+        (np.random.default_rng(0).random((24, 4)), 512),  # 2 x 2: the smallest square
+        (np.random.default_rng(0).random((24, 5)), 512),  # 1 x 5 rows, enlarged to 4 x 20
     ],
     ids=["8x8", "28x28", "colour", "2x2", "1x5"],
 )

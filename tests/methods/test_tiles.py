@@ -207,9 +207,9 @@ def _colour_shapes(n):
 @pytest.mark.parametrize(
     "X, n_features",
     [
-        (X_DIGITS[:32], 64),  # 8x8 grayscale, flat rows
-        (np.random.default_rng(0).random((32, 28, 28)), 64),  # MNIST-sized
-        (_colour_shapes(32), 64),  # colour, (n, H, W, C)
+        (X_DIGITS[:32], 512),  # 8x8 grayscale, flat rows
+        (np.random.default_rng(0).random((32, 28, 28)), 512),  # MNIST-sized
+        (_colour_shapes(32), 512),  # colour, (n, H, W, C)
     ],
     ids=["digits", "28x28", "colour"],
 )
