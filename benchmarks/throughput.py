@@ -384,10 +384,11 @@ def peer_rate(python, peer, mnist, epochs):
 # RotNet against the Keras lab: the defaults, the lab's network (its convolutions have
 # no batch norm), and that network under bfloat16 autocast (fast on CPUs with native
 # bfloat16; the lab itself runs float32).
+LAB_NETWORK = {"backbone": "small_cnn", "backbone_kwargs": {"batch_norm": False}}
 LAB_VARIANTS = [
     ("defaults", {}),
-    ("lab network", {"backbone_kwargs": {"batch_norm": False}}),
-    ("lab network, bfloat16", {"backbone_kwargs": {"batch_norm": False}, "precision": "bfloat16"}),
+    ("lab network", LAB_NETWORK),
+    ("lab network, bfloat16", {**LAB_NETWORK, "precision": "bfloat16"}),
 ]
 
 

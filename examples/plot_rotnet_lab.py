@@ -14,8 +14,8 @@ the same network trained end to end on the labels, with its random-init features
 and with raw pixels. Run ``python examples/plot_rotnet_lab.py --data
 ../shared/data/mnist_train.npz`` for MNIST; by default it uses the digits, split
 the same way (1,000 unlabeled, 300 labeled, the rest for testing).
-``--lab-network`` drops the batch norm that skssl's small CNN adds, for the lab's own
-network; ``--precision bfloat16`` trains under bfloat16 autocast.
+``--lab-network`` drops the batch norm that skssl's ``small_cnn`` adds, for the lab's
+own network; ``--precision bfloat16`` trains under bfloat16 autocast.
 """
 
 import argparse
@@ -44,7 +44,7 @@ X_unlabeled = X[: splits[0]]
 X_labeled, y_labeled = X[splits[0] : sum(splits)], y[splits[0] : sum(splits)]
 X_test, y_test = X[sum(splits) : sum(splits) + 2_000], y[sum(splits) : sum(splits) + 2_000]
 
-rotnet = RotNetFeaturizer(random_state=0, precision=args.precision)
+rotnet = RotNetFeaturizer(backbone="small_cnn", random_state=0, precision=args.precision)  # the lab's widths
 if args.lab_network:
     rotnet.set_params(backbone_kwargs={"batch_norm": False})
 if args.max_epochs is not None:
@@ -52,7 +52,7 @@ if args.max_epochs is not None:
 rotnet.fit(X_unlabeled)
 untrained = clone(rotnet).set_params(max_epochs=0).fit(X_unlabeled)
 supervised = SupervisedClassifier(
-    random_state=0, max_epochs=args.max_epochs or 30, backbone_kwargs=rotnet.backbone_kwargs
+    random_state=0, max_epochs=args.max_epochs or 30, backbone=rotnet.backbone, backbone_kwargs=rotnet.backbone_kwargs
 )
 supervised.fit(X_labeled, y_labeled)
 

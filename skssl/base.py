@@ -184,7 +184,7 @@ class BackboneFeatures(
         >>> X = load_digits().data[:50]
         >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X)
         >>> featurizer.embed(X, layer="conv1").shape
-        (50, 1024)
+        (50, 512)
         """
         check_is_fitted(self)
         images = check_images(self, X, reset=False, image_shape=self.image_shape)

@@ -127,10 +127,10 @@ def test_other_featurizers_can_use_vit_tiny():
 
 
 @pytest.mark.parametrize("in_shape, n_features", [((1, 28, 28), 128 * 2 * 2), ((1, 8, 8), 128 * 2 * 2)])
-def test_wide_cnn_is_the_small_cnn_with_wider_late_stages(in_shape, n_features):
+def test_wide_cnn_is_the_small_cnn_with_other_widths(in_shape, n_features):
     wide, small = build_stages("wide_cnn", in_shape), build_stages("small_cnn", in_shape)
     assert [name for name, _ in wide.named_children()] == [name for name, _ in small.named_children()]
-    assert [m.out_channels for m in wide.modules() if isinstance(m, torch.nn.Conv2d)] == [64, 64, 128]
+    assert [m.out_channels for m in wide.modules() if isinstance(m, torch.nn.Conv2d)] == [32, 64, 128]
     assert wide(_images(2, *in_shape)).flatten(1).shape == (2, n_features)
 
 

@@ -114,9 +114,9 @@ def test_layer_and_pool_choose_the_features(digits):
     assert RotNetFeaturizer(**TINY).fit(X).layer_ == "conv2"  # before the last block
     assert SimCLRFeaturizer(**TINY).fit(X).layer_ == "conv3"
     conv1 = RotNetFeaturizer(**{**TINY, "layer": "conv1"}).fit(X)
-    assert conv1.transform(X).shape == (len(X), 64 * 4 * 4)  # digits work at 16x16
+    assert conv1.transform(X).shape == (len(X), 32 * 4 * 4)  # digits work at 16x16
     averaged = RotNetFeaturizer(**{**TINY, "layer": 0, "pool": "avg"}).fit(X)
-    assert averaged.layer_ == "conv1" and averaged.transform(X).shape == (len(X), 64)
+    assert averaged.layer_ == "conv1" and averaged.transform(X).shape == (len(X), 32)
     with pytest.raises(ValueError, match="not a stage of this backbone.*conv1"):
         RotNetFeaturizer(**{**TINY, "layer": "fc7"}).fit(X)
 

@@ -137,7 +137,7 @@ def test_layerwise_probe_has_a_row_per_stage(digits, featurizer, probe):
     table = layerwise_probe(featurizer, X_train, y_train, X_test, y_test, probe=probe)
     assert list(table.columns) == ["layer", "n_features", "accuracy"]
     assert table["layer"].tolist() == ["conv1", "conv2", "conv3"]
-    assert table["n_features"].tolist() == [64 * 2 * 2, 32 * 2 * 2, 16 * 2 * 2]
+    assert table["n_features"].tolist() == [32 * 2 * 2, 64 * 2 * 2, 128 * 2 * 2]
     assert table["accuracy"].between(0, 1).all()
     # The row of the featurizer's own layer is the plain probe.
     own = table.set_index("layer").loc[featurizer.layer_, "accuracy"]
