@@ -405,8 +405,10 @@ def compare_with_peers(args, device):
     if not Path(args.mnist).exists():
         raise SystemExit(f"the peer comparison needs MNIST: no file {args.mnist}")
     X, _ = load_images(args.mnist, 10000)
+    # bfloat16 is emulated, many times slower, on CPUs without native support (no AVX512-BF16)
+    lab_variants = [variant for variant in LAB_VARIANTS if args.bfloat16 or "precision" not in variant[1]]
     pairs = [
-        ("keras", args.keras_python, skssl.RotNetFeaturizer, LAB_VARIANTS, "rotated images/s", 1.0),
+        ("keras", args.keras_python, skssl.RotNetFeaturizer, lab_variants, "rotated images/s", 1.0),
         ("lightly", args.lightly_python, skssl.SimCLRFeaturizer, [("defaults", {})], "source images/s", 3.0),
     ]
     print("\n| skssl | configuration | peer | skssl | peer | unit | ratio | issue target | rounds (skssl / peer) |")
@@ -445,6 +447,9 @@ def main():
     parser.add_argument("--keras-python", help="interpreter of an environment with tensorflow-cpu")
     parser.add_argument("--lightly-python", help="interpreter of an environment with lightly")
     parser.add_argument("--peers-only", action="store_true", help="skip the per-method table")
+    parser.add_argument(
+        "--no-bfloat16", dest="bfloat16", action="store_false", help="skip the lab network under bfloat16"
+    )
     parser.add_argument("--verbose", action="store_true", help="print the traceback of a failed method")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one method, in a child process
     args = parser.parse_args()
