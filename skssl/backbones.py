@@ -11,7 +11,7 @@ whichever stage their method needs.
   digits (2x2 maps after ``conv2``) and on 28x28 MNIST (7x7, 3x3, 2x2, as in the lab).
 - ``"wide_cnn"`` (the default): the same stages with widths 32 - 64 - 128, so that
   ``conv3`` gives 512 numbers on MNIST instead of 64. Every method read at ``conv3``
-  gains 2-12 points of linear-probe accuracy on MNIST from it, at about the lab
+  gains 1-13 points of linear-probe accuracy on MNIST from it, at about the lab
   network's step time: the narrower ``conv1`` pays for the wider later stages
   (``benchmarks/RESULTS.md``).
 - ``"resnet18"``: torchvision's ResNet-18 with a small-image stem (3x3 conv, stride 1,
