@@ -15,7 +15,8 @@ and with raw pixels. Run ``python examples/plot_rotnet_lab.py --data
 ../shared/data/mnist_train.npz`` for MNIST; by default it uses the digits, split
 the same way (1,000 unlabeled, 300 labeled, the rest for testing).
 ``--lab-network`` drops the batch norm that skssl's ``small_cnn`` adds, for the lab's
-own network; ``--precision bfloat16`` trains under bfloat16 autocast.
+own network; ``--precision bfloat16`` trains under bfloat16 autocast; ``--backbone
+wide_cnn`` runs skssl's default network instead of the lab's widths.
 """
 
 import argparse
@@ -31,6 +32,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--data", help="MNIST .npz or idx files; default: digits")
 parser.add_argument("--max-epochs", type=int, default=None, help="default: the featurizer's")
 parser.add_argument("--lab-network", action="store_true", help="the lab's convolutions, without batch norm")
+parser.add_argument("--backbone", default="small_cnn", help="default: the lab's widths (small_cnn)")
 parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
 args, _ = parser.parse_known_args()
 
@@ -44,7 +46,7 @@ X_unlabeled = X[: splits[0]]
 X_labeled, y_labeled = X[splits[0] : sum(splits)], y[splits[0] : sum(splits)]
 X_test, y_test = X[sum(splits) : sum(splits) + 2_000], y[sum(splits) : sum(splits) + 2_000]
 
-rotnet = RotNetFeaturizer(backbone="small_cnn", random_state=0, precision=args.precision)  # the lab's widths
+rotnet = RotNetFeaturizer(backbone=args.backbone, random_state=0, precision=args.precision)
 if args.lab_network:
     rotnet.set_params(backbone_kwargs={"batch_norm": False})
 if args.max_epochs is not None:

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 MIN_WORKING_SIDE = 16
 
 
+def stage_before_last(stage_names):
+    """``layer="auto"`` of the methods whose last stage specialises in their pretext
+    task (RotNet, counting): the stage before it, or the only one."""
+    return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
+
+
 class BackboneFeatures(
     SavedModelMixin,
     ClassNamePrefixFeaturesOutMixin,
@@ -248,6 +254,11 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
     %(common_attributes)s
     """
 
+    #: Methods whose step is costly accept ``max_epochs="auto"`` and set this to
+    #: ``(image_passes, most)``: as many epochs as make ``image_passes`` images' worth
+    #: of steps, at most ``most``, so a fit costs about the same on any number of images.
+    _auto_epochs = None
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: "ArrayLike", y: None = None) -> "BaseFeaturizer":
         """Pretext-train on the unlabeled images ``X``.
@@ -306,7 +317,10 @@ class BaseFeaturizer(CheckpointMixin, BackboneFeatures, TrainingParameters):
 
     def _epochs(self, n_images):
         """The passes over ``n_images`` training images that ``max_epochs`` asks for."""
-        return self.max_epochs
+        if self.max_epochs != "auto":
+            return self.max_epochs
+        image_passes, most = self._auto_epochs
+        return min(most, -(-image_passes // max(n_images, 1)))  # ceil
 
     def _trainable_task(self):
         """A copy of the fitted ``task_`` that trains again: each parameter requires

@@ -52,8 +52,9 @@ def test_the_documented_defaults_are_the_signature_s(cls):
 
 def test_a_subclass_overrides_a_default_without_retyping_the_rest():
     simclr = inspect.signature(skssl.SimCLRFeaturizer).parameters
+    moco = inspect.signature(skssl.MoCoFeaturizer).parameters  # the two-view methods' 50
     rotnet = inspect.signature(skssl.RotNetFeaturizer).parameters
-    assert simclr["max_epochs"].default == 50 and rotnet["max_epochs"].default == 30
+    assert (simclr["max_epochs"].default, moco["max_epochs"].default, rotnet["max_epochs"].default) == (100, 50, 30)
     assert simclr["learning_rate"].default == rotnet["learning_rate"].default == 1e-3
     assert skssl.SimCLRFeaturizer(temperature=0.1).get_params()["temperature"] == 0.1
 

@@ -43,7 +43,7 @@ class SimCLRViewParameters(DeclaredParameters):
 
 class TwoViewFeaturizer(SimCLRViewParameters, BaseFeaturizer):
     """What the methods that compare two SimCLR views of every image share: the view
-    parameters, their defaults of 50 epochs of batches of 256 (contrastive and
+    parameters, their defaults of 50 epochs (SimCLR and SwAV: 100) of batches of 256 (contrastive and
     distillation losses want many views per batch), and small images enlarged to
     ``MIN_WORKING_SIDE``."""
 

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .._panels import ViewPanel, mosaic
-from ..base import BaseFeaturizer
+from ..base import BaseFeaturizer, stage_before_last
 from ..losses import counting_loss
 from ..registry import register_method
 from ..task import PretextTask
@@ -93,7 +93,9 @@ class CountingFeaturizer(BaseFeaturizer):
     to a non-negative "counting" vector (32 counts; 1000 in [1]_), trained so that the
     tiles' vectors add up to the whole image's, and differ from another image's by at
     least ``margin`` (in squared distance). ``transform`` applies the backbone to whole
-    images; its last stage gives the features.
+    images; the stage before the last (``layer="auto"``) gives the features, as for
+    RotNet: the last stage specialises in the counts (on MNIST and the digits its
+    features scored 2-2.5 points lower, ``benchmarks/RESULTS.md``).
 
     Images whose side is below 16 pixels are resized (bilinear) up to 16 for the
     pretext task only, so that tiles are 8 pixels: 8x8 digits are then counted on
@@ -131,7 +133,7 @@ class CountingFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.counting import CountingFeaturizer
     >>> X = load_digits().data[:100]
     >>> CountingFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 512)
+    (100, 256)
     """
 
     margin: float = 10.0
@@ -139,6 +141,8 @@ class CountingFeaturizer(BaseFeaturizer):
     _parameter_constraints = {
         "margin": [Interval(Real, 0, None, closed="neither")],
     }
+
+    _auto_layer = staticmethod(stage_before_last)
 
     def _build_task(self, backbone, context):
         return CountingTask(backbone, margin=self.margin)

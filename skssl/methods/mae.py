@@ -200,11 +200,6 @@ class MAETask(PretextTask):
         return pixels[..., : size[0], : size[1]]  # patches of a padded image overhang it
 
 
-# max_epochs="auto": epochs that make this many images' worth of steps, at most 100
-AUTO_IMAGE_PASSES = 200_000
-AUTO_MAX_EPOCHS = 100
-
-
 @register_method(
     "mae",
     task="reconstruct masked patches with a ViT encoder",
@@ -291,10 +286,7 @@ class MAEFeaturizer(BaseFeaturizer):
         "decoder_depth": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def _epochs(self, n_images):
-        if self.max_epochs != "auto":
-            return self.max_epochs
-        return min(AUTO_MAX_EPOCHS, -(-AUTO_IMAGE_PASSES // max(n_images, 1)))
+    _auto_epochs = (200_000, 100)
 
     def _build_task(self, backbone, context):
         return MAETask(

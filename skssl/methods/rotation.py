@@ -11,7 +11,7 @@ from torch import nn
 from .._panels import image_panels
 from ..augment import resize
 from ..backbones import pool
-from ..base import MIN_WORKING_SIDE, BaseFeaturizer
+from ..base import MIN_WORKING_SIDE, BaseFeaturizer, stage_before_last
 from ..registry import register_method
 from ..task import PretextTask
 
@@ -98,8 +98,7 @@ class RotNetFeaturizer(BaseFeaturizer):
 
     _min_working_side = MIN_WORKING_SIDE
 
-    def _auto_layer(self, stage_names):
-        return stage_names[-2] if len(stage_names) > 1 else stage_names[-1]
+    _auto_layer = staticmethod(stage_before_last)
 
     def _build_task(self, backbone, context):
         _, height, width = self.image_shape_

@@ -40,7 +40,9 @@ class SimCLRFeaturizer(TwoViewFeaturizer):
 
     Every image is augmented twice; the network learns to match each view with its
     partner among all views of the batch (NT-Xent). Features come from the last
-    backbone stage, before the projection head.
+    backbone stage, before the projection head. It trains 100 epochs by default, twice
+    the other two-view methods' 50: its features kept improving past 50 on MNIST and
+    on the digits (``benchmarks/RESULTS.md``).
 
     Parameters
     ----------
@@ -75,6 +77,7 @@ class SimCLRFeaturizer(TwoViewFeaturizer):
 
     temperature: float = 0.5
     projection_dim: int = 128
+    max_epochs: int = 100
 
     _parameter_constraints = {
         "temperature": [Interval(Real, 0, None, closed="neither")],

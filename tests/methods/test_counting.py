@@ -75,4 +75,4 @@ def test_counting_task_contrasts_each_image_with_the_next():
 def test_counting_takes_an_mlp_where_tiles_have_the_image_size():
     # 8x8 digits are counted on 8x8 quarters of their 2x upsampled version
     featurizer = CountingFeaturizer(**{**FAST, "backbone": "mlp"}).fit(X_DIGITS[:32])
-    assert featurizer.transform(X_DIGITS[:32]).shape == (32, 256)
+    assert featurizer.transform(X_DIGITS[:32]).shape == (32, 512)  # layer="auto": the stage before the last

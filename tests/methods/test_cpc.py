@@ -151,3 +151,9 @@ def test_cpc_patch_size_that_leaves_one_row_is_refused():
     with pytest.raises(ValueError, match="patch_size=12 leaves fewer than 2 rows.*16x16.*at most 11"):
         CPCFeaturizer(**FAST, patch_size=12).fit(X_SMALL)
     assert CPCFeaturizer(**FAST, patch_size=11).fit(X_SMALL).task_.offsets == (1,)  # 2 rows
+
+
+def test_auto_epochs_keep_a_default_fit_within_its_budget():
+    # 200,000 images' worth of steps, at most 30 epochs: digits keep 30, MNIST's 10,000 get 20
+    assert [CPCFeaturizer()._epochs(n) for n in (1_297, 10_000, 60_000)] == [30, 20, 4]
+    assert CPCFeaturizer(max_epochs=3)._epochs(10_000) == 3

@@ -220,7 +220,7 @@ def test_decoder_and_mask_token_live_in_the_fitted_task():
 
 def test_auto_epochs_give_every_data_set_the_same_number_of_image_passes(monkeypatch):
     assert [MAEFeaturizer()._epochs(n) for n in (1_000, 10_000, 60_000)] == [100, 20, 4]  # at most 100
-    monkeypatch.setattr(mae, "AUTO_IMAGE_PASSES", 128)
+    monkeypatch.setattr(MAEFeaturizer, "_auto_epochs", (128, 100))
     for n_images, epochs in ((64, 2), (32, 4)):
         featurizer = MAEFeaturizer(batch_size=32, random_state=0).fit(X_SMALL[:n_images])
         assert featurizer.n_iter_ == epochs

@@ -214,7 +214,8 @@ def _colour_shapes(n):
     ids=["digits", "28x28", "colour"],
 )
 def test_fit_transform_shapes(cls, X, n_features):
-    featurizer = cls(max_epochs=1, batch_size=16, device="cpu", random_state=0).fit(X)
+    # the last stage of every method (counting's layer="auto" reads the one before it)
+    featurizer = cls(max_epochs=1, batch_size=16, layer="conv3", device="cpu", random_state=0).fit(X)
     features = featurizer.transform(X)
     assert features.shape == (len(X), n_features) and features.dtype == np.float32
     assert np.isfinite(features).all() and np.isfinite(featurizer.history_[0]["loss"])
