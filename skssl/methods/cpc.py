@@ -192,7 +192,7 @@ class CPCFeaturizer(BaseFeaturizer):
     (about 420 images/s on two CPU cores with ``wide_cnn`` on 28x28 images), so
     ``max_epochs="auto"`` sets the epochs by the number of training images: as many as
     make 200,000 images' worth of steps, at most 30 (30 on 1,000 digits, 20 on 10,000
-    MNIST images: about 8 minutes on two CPU cores, 4 on 60,000).
+    MNIST images: 417 s measured on two CPU cores, 4 on 60,000).
 
     Differences from [2]: the backbone keeps its batch norm ([2] uses layer norm, as
     batch statistics mix patches), no per-patch augmentation, only top-to-bottom

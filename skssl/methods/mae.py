@@ -223,8 +223,8 @@ class MAEFeaturizer(BaseFeaturizer):
     learning-rate warm-up; at most 100 epochs instead of 800-1600. MAE learns slowly
     and its ViT costs 10-20x the small CNN's step, so ``max_epochs="auto"`` sets the
     epochs by the number of training images: as many as make 200,000 images' worth
-    of steps, at most 100 (100 on 1,000 digits, 20 on 10,000 MNIST images: about 8
-    minutes at the 400 images/s measured on two CPU cores). On 1,000 digits (seeds 0-2) a linear probe on its
+    of steps, at most 100 (100 on 1,000 digits, 20 on 10,000 MNIST images: 525 s
+    measured on two CPU cores). On 1,000 digits (seeds 0-2) a linear probe on its
     features scored 0.01-0.035 below the random network's after 30 epochs and
     0.035-0.05 above them (0.84-0.85) after 100.
 
