@@ -34,7 +34,7 @@ def test_each_method_knows_its_default_backbone_layer_and_epochs():
     assert METHODS["rotnet"].default_backbone == "wide_cnn"
     assert METHODS["simclr"].default_backbone == "wide_cnn"
     assert METHODS["mae"].default_backbone == "vit_tiny"
-    assert METHODS["rotnet"].default_layer == "conv2"  # the stage before the last
+    assert METHODS["rotnet"].default_layer == METHODS["counting"].default_layer == "conv2"  # the stage before the last
     assert METHODS["simclr"].default_layer == "conv3"
     assert METHODS["simclr"].default_epochs == 100
     assert all(method.paper and method.task for method in METHODS.values())

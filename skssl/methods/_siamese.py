@@ -43,9 +43,9 @@ class SimCLRViewParameters(DeclaredParameters):
 
 class TwoViewFeaturizer(SimCLRViewParameters, BaseFeaturizer):
     """What the methods that compare two SimCLR views of every image share: the view
-    parameters, their defaults of 50 epochs (SimCLR and SwAV: 100) of batches of 256 (contrastive and
-    distillation losses want many views per batch), and small images enlarged to
-    ``MIN_WORKING_SIDE``."""
+    parameters, their defaults of 50 epochs (SimCLR and SwAV override it: 100) of
+    batches of 256 (contrastive and distillation losses want many views per batch), and
+    small images enlarged to ``MIN_WORKING_SIDE``."""
 
     max_epochs: int = 50
     batch_size: int = 256
