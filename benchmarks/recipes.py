@@ -33,13 +33,10 @@ import time
 import numpy as np
 import torch
 
-from skssl import RandomFeaturizer
 from skssl.cli import parse_setting
 from skssl.datasets import load_digits_images, load_mnist, load_sample_patches
-from skssl.evaluation import knn_probe, linear_probe, pixel_probe
+from skssl.evaluation import knn_probe, linear_probe, pixel_probe, random_twin
 from skssl.registry import METHODS
-
-NETWORK_SETTINGS = ("backbone", "backbone_kwargs", "pool", "image_shape")
 
 
 def splits(mnist, proxy, split, colour=False):
@@ -70,8 +67,7 @@ def run(method, overrides, seed, data):
     featurizer.fit(pretext)
     seconds = time.perf_counter() - start
     linear, knn = score(featurizer, labelled, scored)
-    network = {name: value for name, value in featurizer.get_params().items() if name in NETWORK_SETTINGS}
-    random = RandomFeaturizer(random_state=seed, layer=featurizer.layer_, **network).fit(pretext)
+    random = random_twin(featurizer, pretext, random_state=seed)
     random_linear, random_knn = score(random, labelled, scored)
     return {
         "method": method,

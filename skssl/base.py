@@ -199,18 +199,22 @@ class BackboneFeatures(
 
     def _embed(self, images, layer, batch_size=512):
         """Pooled features of ``layer`` for validated NCHW ``images``."""
-        backbone = self.task_.backbone
-        device = backbone.mean.device
-        size = backbone.in_shape[1:]  # the working size: images are enlarged to it
+        device = self.task_.backbone.mean.device
         features, start = None, 0
         with torch.inference_mode(), autocast(device, self.precision):
             for batch in unit_batches(images, device, self.value_range_, batch_size):
-                chunk = pool(backbone(resize(batch, size), upto=layer), self.pool_).float().cpu().numpy()
+                chunk = self._batch_features(batch, layer).float().cpu().numpy()
                 if features is None:  # filled in place: peak memory is the output plus one batch
                     features = np.empty((len(images), chunk.shape[1]), dtype=np.float32)
                 features[start : start + len(chunk)] = chunk
                 start += len(chunk)
         return features
+
+    def _batch_features(self, batch, layer):
+        """The features of a batch of [0, 1] images: the backbone's ``layer`` on the
+        whole image (enlarged to the working size), pooled as ``pool_`` says."""
+        backbone = self.task_.backbone
+        return pool(backbone(resize(batch, backbone.in_shape[1:]), upto=layer), self.pool_)
 
     def _resolve_layer_name(self, layer):
         names = self.task_.backbone.stage_names

@@ -7,6 +7,8 @@ labels only ever train a probe on top of frozen features.
   :func:`pixel_probe` is the same on raw pixels.
 - :func:`knn_probe`: weighted k-nearest-neighbour vote on cosine similarity [1]_ [2]_.
 - :func:`layerwise_probe`: a probe on every backbone stage.
+- :func:`random_twin`: the featurizer's network from random weights, read the same
+  way: the baseline a pretext task must beat.
 - :func:`fine_tune_probe`: the featurizer's network fine-tuned on the labels (and
   taught by the unlabeled images, when given), test accuracy.
 - :func:`label_efficiency`: accuracy against the number of labels, next to random
@@ -267,6 +269,49 @@ def _tidy_labels(y):
         return y
 
 
+def random_twin(featurizer: BaseEstimator, X: ArrayLike, *, random_state: Any = None) -> BaseEstimator:
+    """The same network with random initial weights, read the same way, fitted on ``X``.
+
+    A :class:`~skssl.RandomFeaturizer` with the featurizer's backbone, read at its
+    ``layer_`` and pooled as its ``pool_``; for a featurizer that reads its features
+    its own way (:class:`~skssl.CPCFeaturizer`'s grid of patches), the featurizer itself
+    with ``max_epochs=0``. ``featurizer`` is not changed.
+
+    Parameters
+    ----------
+    featurizer : fitted featurizer
+        The pretext-trained featurizer.
+    X : array-like
+        Images to fit the twin on (its input standardisation), as ``featurizer`` was.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random weights.
+
+    Returns
+    -------
+    twin : fitted featurizer
+        Its ``transform`` gives as many features as ``featurizer``'s.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skssl import RotNetFeaturizer
+    >>> from skssl.evaluation import linear_probe, random_twin
+    >>> X, y = load_digits(return_X_y=True)
+    >>> featurizer = RotNetFeaturizer(max_epochs=1, random_state=0).fit(X[:500])
+    >>> twin = random_twin(featurizer, X[:500], random_state=0)
+    >>> twin.transform(X[:3]).shape == featurizer.transform(X[:3]).shape
+    True
+    """
+    from .baselines import RandomFeaturizer
+
+    check_is_fitted(featurizer)
+    if getattr(featurizer, "readout", "image") != "image":
+        return clone(featurizer).set_params(max_epochs=0, random_state=random_state).fit(X)
+    params = featurizer.get_params(deep=False)
+    shared = {key: params[key] for key in ("backbone", "backbone_kwargs", "device", "image_shape") if key in params}
+    return RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_, random_state=random_state).fit(X)
+
+
 def layerwise_probe(
     featurizer: BaseEstimator,
     X_train: ArrayLike,
@@ -412,7 +457,7 @@ def label_efficiency(
     >>> len(table)
     6
     """
-    from .baselines import RandomFeaturizer, SupervisedClassifier
+    from .baselines import SupervisedClassifier
 
     check_is_fitted(featurizer)
     unknown = set(baselines) - set(BASELINES + SEMI_SUPERVISED_BASELINES)
@@ -430,9 +475,7 @@ def label_efficiency(
     name = type(featurizer).__name__
     features = {name: (featurizer.transform(X_train), featurizer.transform(X_test))}
     if "random" in baselines:
-        untrained = RandomFeaturizer(**shared, layer=featurizer.layer_, pool=featurizer.pool_, random_state=seed).fit(
-            X_train
-        )
+        untrained = random_twin(featurizer, X_train, random_state=seed)
         features["random"] = (untrained.transform(X_train), untrained.transform(X_test))
     if "pixels" in baselines:
         features["pixels"] = (_flat(X_train), _flat(X_test))

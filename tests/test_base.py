@@ -187,7 +187,8 @@ def test_rotnet_on_non_square_images_predicts_two_rotations():
 )
 def test_small_images_are_enlarged_in_fit_and_transform_alike(cls, shape, working):
     X = np.random.default_rng(0).random((32, *shape))
-    featurizer = cls(**TINY).fit(X)
+    whole_image = {"readout": "image"} if cls is CPCFeaturizer else {}  # CPC reads patches by default
+    featurizer = cls(**TINY, **whole_image).fit(X)
     backbone = featurizer.task_.backbone
     assert backbone.in_shape == working
     unit = torch.as_tensor((X - X.min()) / (X.max() - X.min()), dtype=torch.float32).unsqueeze(1)
@@ -261,8 +262,10 @@ IMAGE_SIZES = {
 @pytest.mark.parametrize("cls", [ContextEncoderFeaturizer, ExemplarFeaturizer, DeepClusterFeaturizer, CPCFeaturizer])
 @pytest.mark.parametrize("name", list(IMAGE_SIZES))
 def test_features_on_each_image_size(cls, name):
-    """Small, MNIST-sized and colour images give the stage's 2 x 2 x 128 features, finite."""
+    """Small, MNIST-sized and colour images give the stage's 2 x 2 x 128 features, finite
+    (CPC's grid of patches: tests/methods/test_cpc.py)."""
     X = IMAGE_SIZES[name]
-    features = cls(max_epochs=1, batch_size=16, device="cpu", random_state=0).fit_transform(X)
+    whole_image = {"readout": "image"} if cls is CPCFeaturizer else {}
+    features = cls(max_epochs=1, batch_size=16, device="cpu", random_state=0, **whole_image).fit_transform(X)
     assert features.shape == (40, 512) and features.dtype == np.float32
     assert np.isfinite(features).all()

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from skssl import RotNetFeaturizer
+from skssl import CPCFeaturizer, RotNetFeaturizer
 from skssl.baselines import RandomFeaturizer
 from skssl.evaluation import (
     _knn_predict,
@@ -21,6 +21,7 @@ from skssl.evaluation import (
     pixel_probe,
     plot_label_efficiency,
     plot_layerwise,
+    random_twin,
 )
 
 
@@ -147,6 +148,20 @@ def test_layerwise_probe_has_a_row_per_stage(digits, featurizer, probe):
     assert all(vars(featurizer)[key] is value for key, value in state.items())
     with pytest.raises(ValueError, match="probe must be"):
         layerwise_probe(featurizer, X_train, y_train, X_test, y_test, probe="svm")
+
+
+def test_random_twin_reads_the_same_network_the_same_way(digits):
+    X = digits[0]
+    rotnet = RotNetFeaturizer(max_epochs=1, device="cpu", random_state=0).fit(X)
+    twin = random_twin(rotnet, X, random_state=0)
+    assert isinstance(twin, RandomFeaturizer) and (twin.layer_, twin.pool_) == (rotnet.layer_, rotnet.pool_)
+    assert twin.transform(X[:5]).shape == rotnet.transform(X[:5]).shape
+    # CPC reads a grid of patches: its twin is CPC itself, untrained, read the same way
+    cpc = CPCFeaturizer(max_epochs=1, batch_size=32, device="cpu", random_state=0).fit(X)
+    twin = random_twin(cpc, X, random_state=0)
+    assert isinstance(twin, CPCFeaturizer) and twin.max_epochs == 0 and cpc.max_epochs == 1
+    assert twin.transform(X[:5]).shape == cpc.transform(X[:5]).shape == (5, 9 * 128)
+    assert not np.allclose(twin.transform(X[:5]), cpc.transform(X[:5]))
 
 
 def test_labelled_order_puts_one_row_per_class_first():

@@ -133,12 +133,17 @@ class CPCTask(PretextTask):
             ViewPanel(f"{rows}x{columns} patches", mosaic(patches.flatten(1, 2), (rows, columns))),
         ]
 
-    def codes(self, images):
-        """Patch codes ``(B, D, rows, columns)`` of a batch of (resized) images."""
+    def patch_features(self, images, layer=None, how="avg"):
+        """Every patch of a batch of (resized) images, normalised and encoded on its own:
+        the output of stage ``layer`` pooled as ``how`` says, ``(B, rows, columns, D)``."""
         patches = normalize_tiles(patch_grid(images, self.patch, self.stride))  # (B, R, Q, C, h, w)
         n, rows, columns = patches.shape[:3]
-        z = pool(self.backbone(patches.flatten(0, 2)), "avg")  # (B*R*Q, D)
-        return z.view(n, rows, columns, -1).permute(0, 3, 1, 2)  # (B, D, R, Q)
+        z = pool(self.backbone(patches.flatten(0, 2), upto=layer), how)  # (B*R*Q, D)
+        return z.view(n, rows, columns, -1)
+
+    def codes(self, images):
+        """Patch codes ``(B, D, rows, columns)`` of a batch of (resized) images."""
+        return self.patch_features(images).permute(0, 3, 1, 2)
 
     def predictions(self, inputs):
         """For every offset ``k``: the predictions ``(N_k, T)`` of the targets ``k`` rows
@@ -171,12 +176,16 @@ class CPCFeaturizer(BaseFeaturizer):
     encodes each patch on its own into a code (its last stage, average-pooled), a
     masked convolutional network summarises the rows above, and from that context the
     network must pick out the codes of patches further down among all the patch
-    codes of the batch (InfoNCE). For ``transform`` the backbone runs on the whole
-    image at ``layer`` and is pooled as ``pool`` says, like every featurizer's: the
-    convolutions trained on patches slide over the whole image (on MNIST the flattened
-    last stage gained over random features more reliably than its average). The
-    context network and the predictors (``task_.context``, ``task_.predictors``) only
-    serve the pretext task.
+    codes of the batch (InfoNCE). ``transform`` reads the grid of patches, as [2]'s
+    linear evaluation does: every patch is normalised and encoded on its own, as in
+    training, and the patches' features (``layer``, pooled as ``pool`` says) are
+    concatenated in row-major order ([2] averages them over the grid, which loses
+    where each code sits: below raw pixels on MNIST), 36 patches x 128 = 4,608
+    features on 28x28 MNIST and 9 x 128 = 1,152 on 8x8 digits. ``readout="image"``
+    runs the backbone on the whole image
+    instead, like the other featurizers (512 features); fine-tuning
+    (:class:`~skssl.FineTunedClassifier`) always does. The context network and the
+    predictors (``task_.context``, ``task_.predictors``) only serve the pretext task.
 
     Patches are ``patch_size`` pixels a side with a stride of half that, and each is
     normalised to zero mean and unit deviation on its own before it is encoded, so
@@ -213,6 +222,11 @@ class CPCFeaturizer(BaseFeaturizer):
         28x28 MNIST), or the smallest larger size that the backbone takes
         (``small_cnn`` built for 16x16 images, such as enlarged digits, needs 8).
         An integer must leave at least 2 rows of patches.
+    readout : {"patches", "image"}, default="patches"
+        What ``transform`` encodes: each patch of the grid, as in training, with the
+        patches' features concatenated, or the whole image. On MNIST the patches'
+        linear probe gained about 4 points over the whole image's, and twice as much
+        over random-init features (``benchmarks/RESULTS.md``).
     %(common_parameters)s
 
     Attributes
@@ -237,17 +251,19 @@ class CPCFeaturizer(BaseFeaturizer):
     >>> from skssl.methods.cpc import CPCFeaturizer
     >>> X = load_digits().data[:100]
     >>> CPCFeaturizer(max_epochs=1, random_state=0).fit_transform(X).shape
-    (100, 512)
+    (100, 1152)
     """
 
     n_predictions: int = 3
     patch_size: str = "auto"
+    readout: str = "patches"
     max_epochs: int | str = "auto"
 
     _parameter_constraints = {
         "max_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "n_predictions": [Interval(Integral, 1, None, closed="left")],
         "patch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
+        "readout": [StrOptions({"patches", "image"})],
     }
 
     _min_working_side = MIN_WORKING_SIDE
@@ -264,6 +280,21 @@ class CPCFeaturizer(BaseFeaturizer):
             stride=stride,
             offsets=prediction_offsets(rows, self.n_predictions),
         )
+
+    def _batch_features(self, batch, layer):
+        if self.readout == "image":
+            return super()._batch_features(batch, layer)
+        task = self.task_
+        return task.patch_features(resize(batch, task.size), layer, self.pool_).flatten(1)
+
+    @property
+    def _n_features_out(self):
+        if self.readout == "image":
+            return super()._n_features_out
+        task = self.task_
+        blank = torch.zeros(1, task.backbone.in_shape[0], *task.size, device=task.backbone.mean.device)
+        with torch.inference_mode():
+            return self._batch_features(blank, self.layer_).shape[1]
 
     def _grid(self, backbone):
         """The pretext image size and the patch size, both (height, width)."""

@@ -8,6 +8,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from skssl._data import check_images
+from skssl._training import unit_batches
 from skssl.datasets import make_shapes
 from skssl.losses import cpc_info_nce
 from skssl.methods.cpc import CPCFeaturizer, CPCTask, patch_grid
@@ -132,6 +134,25 @@ def test_cpc_patch_grid_for_each_image_size(images, patch, offsets):
     task = _cpc_task(IMAGES[images])
     assert isinstance(task, CPCTask) and task.patch == patch and task.stride == (patch[0] // 2, patch[1] // 2)
     assert task.offsets == offsets  # from the first row that does not overlap
+
+
+@pytest.mark.parametrize(
+    "images, n_features", [("digits_8x8", 9 * 128), ("mnist_28x28", 36 * 128), ("colour_16x16", 9 * 128)]
+)
+def test_transform_encodes_each_patch_of_the_grid_as_in_training(images, n_features):
+    X = IMAGES[images]
+    featurizer = CPCFeaturizer(**FAST).fit(X)
+    features = featurizer.transform(X)
+    assert features.shape == (len(X), n_features) == (len(X), featurizer._n_features_out)
+    assert features.dtype == np.float32 and np.isfinite(features).all()
+    # the patch codes the pretext task scores (the last stage, averaged: 1x1 there), row-major
+    task = featurizer.task_
+    with torch.no_grad():
+        unit = next(unit_batches(check_images(featurizer, X, reset=False), "cpu", featurizer.value_range_, len(X)))
+        codes = task.codes(task.views(unit, torch.Generator())[0])  # (B, D, R, Q)
+    np.testing.assert_allclose(features, codes.permute(0, 2, 3, 1).flatten(1).numpy(), rtol=1e-4, atol=1e-5)
+    whole = featurizer.set_params(readout="image").transform(X)
+    assert whole.shape == (len(X), 512) == (len(X), featurizer._n_features_out)
 
 
 @pytest.mark.filterwarnings("ignore:X has .* columns, which is not a square")
