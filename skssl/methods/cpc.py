@@ -180,12 +180,12 @@ class CPCFeaturizer(BaseFeaturizer):
     linear evaluation does: every patch is normalised and encoded on its own, as in
     training, and the patches' features (``layer``, pooled as ``pool`` says) are
     concatenated in row-major order ([2] averages them over the grid, which loses
-    where each code sits: below raw pixels on MNIST), 36 patches x 128 = 4,608
+    where each code sits: 7 points lower on MNIST), 36 patches x 128 = 4,608
     features on 28x28 MNIST and 9 x 128 = 1,152 on 8x8 digits. ``readout="image"``
-    runs the backbone on the whole image
-    instead, like the other featurizers (512 features); fine-tuning
-    (:class:`~skssl.FineTunedClassifier`) always does. The context network and the
-    predictors (``task_.context``, ``task_.predictors``) only serve the pretext task.
+    runs the backbone on the whole image instead, like the other featurizers (512
+    features); fine-tuning (:class:`~skssl.FineTunedClassifier`) always does. The
+    context network and the predictors (``task_.context``, ``task_.predictors``) only
+    serve the pretext task.
 
     Patches are ``patch_size`` pixels a side with a stride of half that, and each is
     normalised to zero mean and unit deviation on its own before it is encoded, so
