@@ -53,6 +53,11 @@ class SavedModelMixin:
     #: ``feature_names_in_`` and ``featurizer_``, which every class may have).
     _saved_attributes = ("n_features_in_", "image_shape_", "value_range_", "layer_", "history_", "n_iter_")
 
+    #: Parameters added after models of the class were first saved, each with the value
+    #: that keeps what such a model did: a file or pickle without it gets this value,
+    #: not the new default (CPC's ``readout`` was ``"image"`` before it existed).
+    _earlier_parameters = {}
+
     def untrained_task(self):
         """The fitted network's architecture with fresh weights, built from the fitted
         attributes; :func:`skssl.load` fills it with the saved weights. Every
@@ -95,7 +100,7 @@ class SavedModelMixin:
 
     def __setstate__(self, state):
         fitted_device = state.pop("fitted_device_", None)
-        super().__setstate__(state)
+        super().__setstate__({**self._earlier_parameters, **state})
         if fitted_device is not None:
             if torch.cuda.is_available():
                 self.task_.to(fitted_device)
@@ -358,7 +363,7 @@ def _construct(cls, parameters, path):
             f"{path} gives {cls.__name__} the parameters {', '.join(unknown)}, which it does not take; "
             f"the file is damaged or was written by another skssl version."
         )
-    estimator = cls(**parameters)
+    estimator = cls(**{**getattr(cls, "_earlier_parameters", {}), **parameters})
     try:
         estimator._validate_params()
     except ValueError as exc:

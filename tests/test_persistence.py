@@ -358,3 +358,25 @@ def test_a_file_of_format_1_still_loads(tmp_path):
     content = torch.load(tmp_path / "model.pt", weights_only=True)
     torch.save(_with_document(content, lambda d: d["versions"].update(format=1)), tmp_path / "model.pt")
     np.testing.assert_array_equal(load(tmp_path / "model.pt").transform(DIGITS_X), featurizer.transform(DIGITS_X))
+
+
+def test_a_cpc_model_saved_before_its_grid_read_out_keeps_reading_whole_images(tmp_path):
+    import pickle
+
+    from skssl import CPCFeaturizer
+
+    featurizer = CPCFeaturizer(**SMALL, readout="image").fit(DIGITS_X)
+    before = featurizer.transform(DIGITS_X)  # 512 features from the whole image
+    featurizer.save(tmp_path / "model.pt")
+    content = torch.load(tmp_path / "model.pt", weights_only=True)
+    older = _with_document(content, lambda document: document["parameters"].pop("readout"))
+    torch.save(older, tmp_path / "model.pt")
+    assert "readout" not in _document(torch.load(tmp_path / "model.pt", weights_only=True))["parameters"]
+    loaded = load(tmp_path / "model.pt")
+    assert loaded.readout == "image"
+    np.testing.assert_array_equal(loaded.transform(DIGITS_X), before)
+    del featurizer.__dict__["readout"]  # as pickled by an skssl without the parameter
+    unpickled = pickle.loads(pickle.dumps(featurizer))
+    assert unpickled.readout == "image"
+    np.testing.assert_array_equal(unpickled.transform(DIGITS_X), before)
+    assert CPCFeaturizer().readout == "patches"  # new models read the grid

@@ -268,6 +268,7 @@ class CPCFeaturizer(BaseFeaturizer):
 
     _min_working_side = MIN_WORKING_SIDE
     _auto_epochs = (200_000, 30)
+    _earlier_parameters = {"readout": "image"}  # models saved before the grid read-out
 
     def _build_task(self, backbone, context):
         size, patch = self._grid(backbone)
