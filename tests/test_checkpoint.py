@@ -125,6 +125,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         from sklearn.datasets import load_digits
         from skssl import RotNetFeaturizer
         import skssl._training as training
+        import skssl._threads
+        skssl._threads.ADAPT = False  # as tests/conftest.py: the threads must not follow the load
         slow_epoch = training.to_unit
         def to_unit(batch, value_range):
             time.sleep(0.05)  # make each epoch long enough to kill mid-run
